@@ -1,0 +1,50 @@
+"""Liveness and readiness for the platform's router and for operators."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from app import db
+from app.api.common import documented, json, obj, services
+
+bp = Blueprint("health")
+
+READY = obj(
+    ["status", "checks"],
+    status={"type": "string", "enum": ["ok", "unavailable"]},
+    checks=obj([], database={"type": "string"}, redis={"type": "string"}),
+)
+
+
+@bp.get("/health")
+@documented("Liveness", tag="health", ok=(200, obj(["status"], status={"type": "string"})))
+async def health(request: Request) -> HTTPResponse:
+    return json({"status": "ok"})
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, timeout=2)  # type: ignore[arg-type]
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the body
+        return f"down: {type(exc).__name__}"
+    return "ok"
+
+
+@bp.get("/health/ready")
+@documented(
+    "Readiness: PostgreSQL and Redis reachable",
+    tag="health",
+    ok=(200, READY),
+    description="503 with the same body when either is down; `checks` says which.",
+)
+async def ready(request: Request) -> HTTPResponse:
+    ctx = services(request)
+    database, redis = await asyncio.gather(_check(db.ping()), _check(ctx.state.ping()))
+    checks = {"database": database, "redis": redis if ctx.settings.redis_url else "embedded"}
+    ok = database == "ok" and redis == "ok"
+    return json(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )

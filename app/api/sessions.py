@@ -1,0 +1,113 @@
+"""REST adapters for chat sessions: /api/sessions*."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from app.api.common import (
+    SESSION,
+    STR,
+    body_of,
+    client_ip,
+    documented,
+    json,
+    next_link,
+    obj,
+    principal_of,
+    services,
+)
+from app.domain import sessions
+from app.errors import BadRequest
+from app.validation import MAX_USER_ID, Reader, path_uuid, query_int
+
+bp = Blueprint("sessions", url_prefix="/api/sessions")
+
+
+@bp.get("/")
+@documented(
+    "The inbox: sessions, newest activity first",
+    tag="sessions",
+    ok=(200, {"type": "array", "items": SESSION}),
+    errors=(400, 401, 403, 503),
+    secured=True,
+    description="Query: `status` (active|closed), `limit` (1–100, default 50), `before` "
+    '(an item\'s `cursor`). A `Link: rel="next"` header names the next page.',
+)
+async def list_sessions(request: Request) -> HTTPResponse:
+    principal = principal_of(request)
+    status = request.args.get("status")
+    if status is not None and status not in sessions.STATUSES:
+        raise BadRequest(
+            "status must be active or closed",
+            details={"fields": {"status": "must be one of active, closed"}},
+        )
+    limit = query_int(request.args, "limit", default=50, low=1, high=100)
+    assert limit is not None
+    items, following = await sessions.list_for_inbox(
+        services(request),
+        principal,
+        status=status,
+        limit=limit,
+        before=request.args.get("before"),
+    )
+    headers = next_link(request, {"before": following}) if following else None
+    return json(items, headers=headers)
+
+
+@bp.post("/")
+@documented(
+    "Open a chat session (the widget)",
+    tag="sessions",
+    body=obj(
+        ["userId"],
+        userId={"type": "string", "maxLength": MAX_USER_ID},
+        userName={"type": "string", "maxLength": 200},
+        userEmail={"type": "string", "format": "email"},
+    ),
+    ok=(201, {**SESSION, "properties": {**SESSION["properties"], "customerToken": STR}}),
+    errors=(400, 413, 429, 503),
+    description="Answers the session plus `customerToken`, which may read and write this "
+    "session only.",
+)
+async def create_session(request: Request) -> HTTPResponse:
+    r = Reader(body_of(request))
+    user_id = r.string("userId", required=True, max_len=MAX_USER_ID)
+    user_name = r.string("userName")
+    user_email = r.email("userEmail")
+    r.done()
+    assert user_id is not None
+    out = await sessions.create(
+        services(request),
+        user_id=user_id,
+        user_name=user_name,
+        user_email=user_email,
+        ip=client_ip(request),
+    )
+    return json(out, status=201)
+
+
+@bp.get("/<session_id:str>")
+@documented("One session", tag="sessions", ok=(200, SESSION), errors=(401, 404, 503), secured=True)
+async def get_session(request: Request, session_id: str) -> HTTPResponse:
+    sid = path_uuid(session_id, "Session")
+    return json(await sessions.get(services(request), principal_of(request), sid))
+
+
+@bp.patch("/<session_id:str>/status")
+@documented(
+    "Open or close a session",
+    tag="sessions",
+    body=obj(["status"], status={"type": "string", "enum": list(sessions.STATUSES)}),
+    ok=(200, SESSION),
+    errors=(400, 401, 403, 404, 413, 503),
+    secured=True,
+)
+async def set_status(request: Request, session_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    sid = path_uuid(session_id, "Session")
+    r = Reader(body_of(request))
+    status = r.choice("status", sessions.STATUSES, required=True)
+    r.done()
+    assert status is not None
+    return json(await sessions.set_status(services(request), principal, sid, status))

@@ -1,0 +1,23 @@
+"""How the domain tells connected clients about a change, without knowing about sockets."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+ADMINS_ROOM = "admins"
+
+
+def session_room(session_id: object) -> str:
+    return f"session:{session_id}"
+
+
+class Broadcaster(Protocol):
+    async def emit(self, event: str, data: Any, rooms: list[str], skip: str | None = None) -> None:
+        """Deliver `event` once to every client in any of `rooms`, on every worker,
+        except the connection `skip` (the one that caused it)."""
+        ...
+
+
+class NullBroadcaster:
+    async def emit(self, event: str, data: Any, rooms: list[str], skip: str | None = None) -> None:
+        return None

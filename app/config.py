@@ -1,0 +1,112 @@
+"""Settings: every knob defined once, with its default and a line of doc.
+
+Read once from the environment (and a `.env` file if present) by `Settings.from_env()`;
+the README's configuration table is generated from `SETTINGS` so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dotenv import load_dotenv
+
+DEFAULT_JWT_SECRET = "change-me"
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = _setting("development", "`production` turns on the start-up safety checks.")
+    database_url: str = _setting(
+        "", "PostgreSQL URL (`postgres://user:pass@host:port/db`). Empty: embedded SQLite."
+    )
+    sqlite_path: str = _setting("helpline.sqlite3", "SQLite file used when DATABASE_URL is empty.")
+    redis_url: str = _setting("", "Redis URL. Empty: in-process state, one worker only.")
+    jwt_secret: str = _setting(DEFAULT_JWT_SECRET, "HS256 signing key; required in production.")
+    port: int = _setting(3001, "HTTP port.")
+    host: str = _setting("0.0.0.0", "Interface to bind.")
+    web_concurrency: int = _setting(1, "Worker processes.")
+    cors_origins: str = _setting("*", "Comma-separated allowed origins for REST and Socket.IO.")
+    admin_token_ttl: int = _setting(12 * 3600, "Admin token lifetime, seconds.")
+    customer_token_ttl: int = _setting(7 * 24 * 3600, "Customer token lifetime, seconds.")
+    open_signup: bool = _setting(False, "Let anyone register an admin after the first one exists.")
+    typing_ttl: int = _setting(5, "Seconds a typing indicator lives without a refresh.")
+    presence_ttl: int = _setting(60, "Seconds a presence entry lives without a heartbeat.")
+    rate_login_failures: int = _setting(10, "Failed logins allowed per email and per IP a window.")
+    rate_register: int = _setting(10, "Registrations allowed per IP a window.")
+    rate_session_create: int = _setting(30, "Sessions created per IP a window.")
+    rate_messages: int = _setting(120, "Messages posted per token a window.")
+    rate_window: int = _setting(60, "Rate-limit window, seconds.")
+    max_body_bytes: int = _setting(64 * 1024, "Largest accepted request body, bytes.")
+    db_pool_min: int = _setting(1, "PostgreSQL pool minimum per worker.")
+    db_pool_max: int = _setting(10, "PostgreSQL pool maximum per worker.")
+    argon2_time_cost: int = _setting(2, "argon2 passes (raise for stronger hashes).")
+    argon2_memory_kib: int = _setting(19456, "argon2 memory, KiB (OWASP minimum 19 MiB).")
+    demo_enabled: bool = _setting(True, "Serve the demo console at /demo (off in production).")
+    log_level: str = _setting("INFO", "Python log level.")
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded(self) -> bool:
+        """No external services: SQLite and in-process state, one worker."""
+        return not self.database_url or not self.redis_url
+
+    @property
+    def cors_origin_list(self) -> list[str] | str:
+        origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        return "*" if origins in ([], ["*"]) else origins
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        if environ is None:
+            load_dotenv(override=False)
+            environ = dict(os.environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{f.name.upper()} must be an integer, got {raw!r}") from exc
+            else:
+                values[f.name] = raw
+        if "demo_enabled" not in values and environ.get("ENV") == "production":
+            values["demo_enabled"] = False
+        return cls(**values)
+
+    def problems(self) -> list[str]:
+        """What makes this configuration unfit to serve; empty when fine."""
+        found = []
+        if self.production and self.jwt_secret in ("", DEFAULT_JWT_SECRET):
+            found.append("JWT_SECRET is missing or the default: set a long random secret")
+        elif self.production and len(self.jwt_secret) < 32:
+            found.append("JWT_SECRET is shorter than 32 characters")
+        if self.production and self.embedded:
+            found.append("production needs both DATABASE_URL and REDIS_URL")
+        if self.embedded and self.web_concurrency > 1:
+            found.append(
+                "embedded mode (no DATABASE_URL/REDIS_URL) runs one worker only: "
+                "set WEB_CONCURRENCY=1 or configure both URLs"
+            )
+        return found
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; the message says what to fix."""
+
+
+SETTINGS = [(f.name.upper(), f.default, f.metadata["doc"]) for f in fields(Settings)]

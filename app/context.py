@@ -1,0 +1,32 @@
+"""The per-worker services every use case needs, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.auth import Passwords, Tokens
+from app.broadcast import Broadcaster, NullBroadcaster
+from app.config import Settings
+from app.ratelimit import RateLimiter
+from app.state import MemoryState, RedisState, State
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tokens: Tokens
+    passwords: Passwords
+    state: State
+    limiter: RateLimiter
+    broadcaster: Broadcaster = field(default_factory=NullBroadcaster)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        state: State = RedisState(settings.redis_url) if settings.redis_url else MemoryState()
+        return cls(
+            settings=settings,
+            tokens=Tokens(settings),
+            passwords=Passwords(settings),
+            state=state,
+            limiter=RateLimiter(state, settings.rate_window),
+        )

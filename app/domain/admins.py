@@ -1,0 +1,94 @@
+"""Admin accounts: bootstrap registration, login, lookup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from app import db, serialize
+from app.auth import Principal, require_admin
+from app.context import Services
+from app.errors import Conflict, Forbidden, Unauthorized
+
+INVALID_LOGIN = "Invalid email or password"
+
+
+async def register(
+    ctx: Services,
+    principal: Principal | None,
+    *,
+    email: str,
+    password: str,
+    full_name: str | None,
+    ip: str,
+) -> dict[str, Any]:
+    """Open while no admin exists (the first one bootstraps the desk), then admin-only
+    unless open sign-up is configured. Returns `{token, admin}`."""
+    await ctx.limiter.hit("register", ip, ctx.settings.rate_register)
+    # Checked before hashing too, so refused sign-ups cost no CPU.
+    await _check_may_register(ctx, principal)
+    hashed = await ctx.passwords.hash(password)
+    now = dt.datetime.now(dt.UTC)
+    async with db.engine().transaction():
+        if db.is_postgres():
+            # Serialise registrations so two racing "first admins" cannot both pass.
+            await db.fetch("SELECT pg_advisory_xact_lock(4242) AS locked")
+        await _check_may_register(ctx, principal)
+        if await db.fetch_one("SELECT id FROM admin WHERE email = {}", email):
+            raise Conflict("Email is already registered", code="email_taken")
+        row = await db.fetch_one(
+            "INSERT INTO admin (id, email, password, full_name, created_at, updated_at)"
+            " VALUES ({}, {}, {}, {}, {}, {}) RETURNING id, email, full_name, created_at",
+            uuid.uuid4(),
+            email,
+            hashed,
+            full_name,
+            now,
+            now,
+        )
+    assert row is not None
+    return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
+
+
+async def _check_may_register(ctx: Services, principal: Principal | None) -> None:
+    if ctx.settings.open_signup or (principal and principal.is_admin):
+        return
+    if await db.fetch_one("SELECT id FROM admin LIMIT 1"):
+        raise Forbidden(
+            "Registration is closed: ask an admin to create your account",
+            code="registration_closed",
+        )
+
+
+async def login(ctx: Services, *, email: str, password: str, ip: str) -> dict[str, Any]:
+    """One answer for an unknown email and a wrong password; failures are rate limited
+    per email and per IP, and a success clears the email's count."""
+    limit = ctx.settings.rate_login_failures
+    await ctx.limiter.check("login-ip", ip, limit)
+    await ctx.limiter.check("login-email", email, limit)
+    row = await db.fetch_one(
+        "SELECT id, email, password, full_name, created_at FROM admin WHERE email = {}", email
+    )
+    if not await ctx.passwords.verify(password, row["password"] if row else None) or row is None:
+        await ctx.limiter.hit("login-ip", ip, limit)
+        await ctx.limiter.hit("login-email", email, limit)
+        raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
+    await ctx.limiter.reset("login-email", email)
+    return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
+
+
+async def me(ctx: Services, principal: Principal | None) -> dict[str, Any]:
+    principal = require_admin(principal)
+    row = await db.fetch_one(
+        "SELECT id, email, full_name, created_at FROM admin WHERE id = {}", principal.subject
+    )
+    if row is None:
+        # A token for an admin that was since deleted is no longer a credential.
+        raise Unauthorized("Invalid token", code="invalid_token")
+    return serialize.admin(row)
+
+
+async def count(ctx: Services) -> int:
+    row = await db.fetch_one("SELECT count(*) AS n FROM admin")
+    return int(row["n"]) if row else 0

@@ -1,0 +1,175 @@
+"""Messages: post (idempotent, ordered), history by cursor, read flags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from app import db, serialize
+from app.auth import Principal, require_session_access
+from app.broadcast import ADMINS_ROOM, session_room
+from app.context import Services
+from app.domain.sessions import MESSAGE_COLUMNS
+from app.errors import Conflict, Forbidden, NotFound
+
+
+async def post(
+    ctx: Services,
+    principal: Principal | None,
+    *,
+    session_id: uuid.UUID,
+    content: str,
+    client_message_id: str | None = None,
+    claimed_sender: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store a message and broadcast it once committed. Returns (message, created).
+
+    The sender is the token's role. A retry with a known clientMessageId returns the
+    stored message and broadcasts nothing, so a client may resend until it hears back.
+    """
+    principal = require_session_access(principal, session_id)
+    if claimed_sender is not None and claimed_sender != principal.sender_type:
+        raise Forbidden(
+            f"This token sends as '{principal.sender_type}', not '{claimed_sender}'",
+            code="sender_mismatch",
+        )
+    await ctx.limiter.hit("messages", principal.rate_key, ctx.settings.rate_messages)
+    if client_message_id is not None:
+        existing = await _by_client_id(session_id, client_message_id)
+        if existing is not None:
+            return serialize.message(existing), False
+    try:
+        row = await _insert(principal, session_id, content, client_message_id)
+    except Exception as exc:
+        if client_message_id is None or not db.is_unique_violation(exc):
+            raise
+        # A concurrent retry of the same send won the race: answer with its row.
+        existing = await _by_client_id(session_id, client_message_id)
+        if existing is None:
+            raise
+        return serialize.message(existing), False
+    body = serialize.message(row)
+    await ctx.broadcaster.emit("new_message", body, [session_room(session_id), ADMINS_ROOM])
+    return body, True
+
+
+async def _insert(
+    principal: Principal, session_id: uuid.UUID, content: str, client_message_id: str | None
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    async with db.engine().transaction():
+        # Taking the next position locks the session row: sends to one session are
+        # ordered by commit, and a closed session takes none.
+        session = await db.fetch_one(
+            "UPDATE chat_session SET last_seq = last_seq + 1, last_activity_at = {},"
+            " updated_at = {} WHERE id = {} AND status = 'active' RETURNING last_seq, user_id",
+            now,
+            now,
+            session_id,
+        )
+        if session is None:
+            exists = await db.fetch_one("SELECT status FROM chat_session WHERE id = {}", session_id)
+            if exists is None:
+                raise NotFound("Session not found")
+            raise Conflict("Session is closed", code="session_closed")
+        sender_id = str(principal.subject) if principal.is_admin else session["user_id"]
+        row = await db.fetch_one(
+            f"INSERT INTO message ({MESSAGE_COLUMNS})"
+            " VALUES ({}, {}, {}, {}, {}, {}, false, {}, {})"
+            f" RETURNING {MESSAGE_COLUMNS}",
+            uuid.uuid4(),
+            session_id,
+            session["last_seq"],
+            principal.sender_type,
+            sender_id,
+            content,
+            client_message_id,
+            now,
+        )
+    assert row is not None
+    return row
+
+
+async def _by_client_id(session_id: uuid.UUID, client_message_id: str) -> dict[str, Any] | None:
+    return await db.fetch_one(
+        f"SELECT {MESSAGE_COLUMNS} FROM message"
+        " WHERE session_id = {} AND client_message_id = {}",
+        session_id,
+        client_message_id,
+    )
+
+
+async def history(
+    ctx: Services,
+    principal: Principal | None,
+    session_id: uuid.UUID,
+    *,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """A page of messages, oldest first, and the cursor of the next page if more remain.
+
+    `after=N` walks forward from position N (what a reconnecting client asks for);
+    `before=N` and no cursor walk backward from the newest. Positions are unique per
+    session, so no page skips or repeats a message.
+    """
+    require_session_access(principal, session_id)
+    await load_session_exists(session_id)
+    if after is not None:
+        rows = await db.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq > {{}}"
+            " ORDER BY seq ASC LIMIT {}",
+            session_id,
+            after,
+            limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        following = {"after": rows[-1]["seq"]} if more else None
+    else:
+        bound = before if before is not None else 2**31 - 1
+        rows = await db.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq < {{}}"
+            " ORDER BY seq DESC LIMIT {}",
+            session_id,
+            bound,
+            limit + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit][::-1]
+        following = {"before": rows[0]["seq"]} if more else None
+    return [serialize.message(r) for r in rows], following
+
+
+async def load_session_exists(session_id: uuid.UUID) -> None:
+    if await db.fetch_one("SELECT id FROM chat_session WHERE id = {}", session_id) is None:
+        raise NotFound("Session not found")
+
+
+async def mark_read(
+    ctx: Services, principal: Principal | None, message_id: uuid.UUID
+) -> dict[str, Any]:
+    """Read flags go one way: each side marks what the other side sent."""
+    row = await db.fetch_one(f"SELECT {MESSAGE_COLUMNS} FROM message WHERE id = {{}}", message_id)
+    if row is None:
+        raise NotFound("Message not found")
+    session_id = serialize.as_uuid(row["session_id"])
+    try:
+        principal = require_session_access(principal, session_id)
+    except NotFound:
+        raise NotFound("Message not found") from None
+    if row["sender_type"] == principal.sender_type:
+        raise Forbidden("Only the other side's messages can be marked read", code="own_message")
+    updated = await db.fetch_one(
+        "UPDATE message SET is_read = true WHERE id = {} AND NOT is_read"
+        f" RETURNING {MESSAGE_COLUMNS}",
+        message_id,
+    )
+    if updated is None:
+        # Already read (perhaps by a racing request): nothing changed, nothing to tell.
+        return {**serialize.message(row), "isRead": True}
+    body = serialize.message(updated)
+    await ctx.broadcaster.emit("message_read", body, [session_room(session_id), ADMINS_ROOM])
+    return body

@@ -1,0 +1,117 @@
+"""Who is typing and whether the customer is online: TTL state shared by all workers.
+
+Typing is a key per (session, side) that lives `typing_ttl` seconds unless refreshed, plus
+a deadline in one sorted set. Every worker sweeps that set, so when a typer vanishes (tab
+closed, worker killed) some worker tells the room "stopped typing" within about a TTL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from app.auth import Principal, require_session_access
+from app.broadcast import ADMINS_ROOM, session_room
+from app.context import Services
+from app.errors import Forbidden
+
+SIDES = ("user", "admin")
+DEADLINES = "typing:deadlines"
+
+
+def _typing_key(session_id: str, side: str) -> str:
+    return f"typing:{session_id}:{side}"
+
+
+def _presence_key(session_id: str) -> str:
+    return f"presence:{session_id}"
+
+
+async def set_typing(
+    ctx: Services,
+    principal: Principal | None,
+    *,
+    session_id: uuid.UUID,
+    is_typing: bool,
+    claimed_side: str | None,
+    connection: str,
+) -> dict[str, Any]:
+    principal = require_session_access(principal, session_id)
+    side = principal.sender_type
+    if claimed_side is not None and claimed_side != side:
+        raise Forbidden(
+            f"This token types as '{side}', not '{claimed_side}'", code="sender_mismatch"
+        )
+    key = _typing_key(str(session_id), side)
+    ttl = ctx.settings.typing_ttl
+    if is_typing:
+        await ctx.state.put(key, connection, ttl)
+        await ctx.state.schedule(DEADLINES, f"{session_id}:{side}", time.time() + ttl)
+    else:
+        await ctx.state.delete(key)
+    event = {"sessionId": str(session_id), "userType": side, "isTyping": is_typing}
+    await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)], skip=connection)
+    return event
+
+
+async def typing_now(ctx: Services, session_id: uuid.UUID) -> dict[str, bool]:
+    values = await ctx.state.get_many([_typing_key(str(session_id), s) for s in SIDES])
+    return {side: value is not None for side, value in zip(SIDES, values, strict=True)}
+
+
+async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[str, str]]) -> None:
+    """A connection closed: stop its typing at once in the sessions it was typing in."""
+    for session_id, side in sessions:
+        key = _typing_key(session_id, side)
+        values = await ctx.state.get_many([key])
+        if values[0] != connection:
+            continue
+        await ctx.state.delete(key)
+        event = {"sessionId": session_id, "userType": side, "isTyping": False}
+        await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)])
+
+
+async def sweep_typing(ctx: Services) -> int:
+    """Announce the end of typing whose TTL ran out; returns how many were announced."""
+    announced = 0
+    for member in await ctx.state.take_due(DEADLINES, time.time()):
+        session_id, _, side = member.rpartition(":")
+        left = await ctx.state.ttl(_typing_key(session_id, side))
+        if left > 0:
+            # Refreshed meanwhile: watch the new deadline instead.
+            await ctx.state.schedule(DEADLINES, member, time.time() + left)
+            continue
+        event = {"sessionId": session_id, "userType": side, "isTyping": False}
+        await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)])
+        announced += 1
+    return announced
+
+
+async def customer_online(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
+    """Count this connection; the first one of the session announces the customer online."""
+    live = await ctx.state.mark(
+        _presence_key(str(session_id)), connection, ctx.settings.presence_ttl
+    )
+    if live == 1:
+        await _announce(ctx, session_id, True)
+
+
+async def customer_heartbeat(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
+    await ctx.state.mark(_presence_key(str(session_id)), connection, ctx.settings.presence_ttl)
+
+
+async def customer_offline(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
+    live = await ctx.state.unmark(_presence_key(str(session_id)), connection)
+    if live == 0:
+        await _announce(ctx, session_id, False)
+
+
+async def is_online(ctx: Services, session_id: uuid.UUID) -> bool:
+    # unmark of a member that is not there only prunes and counts.
+    return await ctx.state.unmark(_presence_key(str(session_id)), "") > 0
+
+
+async def _announce(ctx: Services, session_id: uuid.UUID, online: bool) -> None:
+    event = {"sessionId": str(session_id), "online": online}
+    await ctx.broadcaster.emit("customer_presence", event, [session_room(session_id), ADMINS_ROOM])

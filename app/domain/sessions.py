@@ -1,0 +1,161 @@
+"""Chat sessions: the widget opens one, admins list, read and close them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from app import db, serialize
+from app.auth import Principal, require_admin, require_session_access
+from app.broadcast import ADMINS_ROOM, session_room
+from app.context import Services
+from app.errors import BadRequest, NotFound
+
+STATUSES = ("active", "closed")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+SESSION_COLUMNS = (
+    "id, user_id, user_name, user_email, status, last_seq, created_at, updated_at, last_activity_at"
+)
+MESSAGE_COLUMNS = (
+    "id, session_id, seq, sender_type, sender_id, content, is_read, client_message_id, created_at"
+)
+
+
+async def create(
+    ctx: Services,
+    *,
+    user_id: str,
+    user_name: str | None,
+    user_email: str | None,
+    ip: str,
+) -> dict[str, Any]:
+    """A new conversation plus the customer token that may act in it (and nowhere else)."""
+    await ctx.limiter.hit("session-create", ip, ctx.settings.rate_session_create)
+    now = dt.datetime.now(dt.UTC)
+    row = await db.fetch_one(
+        f"INSERT INTO chat_session ({SESSION_COLUMNS})"
+        " VALUES ({}, {}, {}, {}, 'active', 0, {}, {}, {})"
+        f" RETURNING {SESSION_COLUMNS}",
+        uuid.uuid4(),
+        user_id,
+        user_name,
+        user_email,
+        now,
+        now,
+        now,
+    )
+    assert row is not None
+    body = serialize.session(row)
+    await ctx.broadcaster.emit("session_created", body, [ADMINS_ROOM])
+    return {**body, "customerToken": ctx.tokens.customer(serialize.as_uuid(row["id"]))}
+
+
+async def load(session_id: uuid.UUID) -> dict[str, Any]:
+    row = await db.fetch_one(
+        f"SELECT {SESSION_COLUMNS} FROM chat_session WHERE id = {{}}", session_id
+    )
+    if row is None:
+        raise NotFound("Session not found")
+    return row
+
+
+async def get(ctx: Services, principal: Principal | None, session_id: uuid.UUID) -> dict[str, Any]:
+    require_session_access(principal, session_id)
+    row = await load(session_id)
+    return (await _with_summaries([row]))[0]
+
+
+async def list_for_inbox(
+    ctx: Services,
+    principal: Principal | None,
+    *,
+    status: str | None,
+    limit: int,
+    before: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest activity first; returns the page and the cursor of the next one, if any."""
+    require_admin(principal)
+    where: list[str] = []
+    args: list[object] = []
+    if status is not None:
+        where.append("status = {}")
+        args.append(status)
+    if before is not None:
+        at, sid = decode_cursor(before)
+        where.append("(last_activity_at < {} OR (last_activity_at = {} AND id < {}))")
+        args += [at, at, sid]
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await db.fetch(
+        f"SELECT {SESSION_COLUMNS} FROM chat_session {clause}"
+        " ORDER BY last_activity_at DESC, id DESC LIMIT {}",
+        *args,
+        limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = await _with_summaries(rows)
+    for item, row in zip(items, rows, strict=True):
+        item["cursor"] = encode_cursor(row)
+    return items, (items[-1]["cursor"] if more and items else None)
+
+
+async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Last message and unread count for a page of sessions: two queries, not 2 per row."""
+    if not rows:
+        return []
+    ids = [serialize.as_uuid(r["id"]) for r in rows]
+    marks = ", ".join("{}" for _ in ids)
+    last_rows = await db.fetch(
+        f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))}"
+        " FROM message m JOIN chat_session s ON s.id = m.session_id AND m.seq = s.last_seq"
+        f" WHERE s.id IN ({marks})",
+        *ids,
+    )
+    unread_rows = await db.fetch(
+        "SELECT session_id, count(*) AS n FROM message"
+        f" WHERE session_id IN ({marks}) AND sender_type = 'user' AND NOT is_read"
+        " GROUP BY session_id",
+        *ids,
+    )
+    last = {str(r["session_id"]): r for r in last_rows}
+    unread = {str(r["session_id"]): int(r["n"]) for r in unread_rows}
+    return [serialize.session(r, last.get(str(r["id"])), unread.get(str(r["id"]), 0)) for r in rows]
+
+
+async def set_status(
+    ctx: Services, principal: Principal | None, session_id: uuid.UUID, status: str
+) -> dict[str, Any]:
+    require_admin(principal)
+    now = dt.datetime.now(dt.UTC)
+    row = await db.fetch_one(
+        "UPDATE chat_session SET status = {}, updated_at = {} WHERE id = {}"
+        f" RETURNING {SESSION_COLUMNS}",
+        status,
+        now,
+        session_id,
+    )
+    if row is None:
+        raise NotFound("Session not found")
+    body = (await _with_summaries([row]))[0]
+    await ctx.broadcaster.emit("session_updated", body, [ADMINS_ROOM, session_room(session_id)])
+    return body
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    at = row["last_activity_at"]
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
+    micros = (at - EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}_{row['id']}"
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        micros, sid = cursor.split("_", 1)
+        at = EPOCH + dt.timedelta(microseconds=int(micros))
+        return at, uuid.UUID(sid)
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(
+            "before is not a valid cursor", details={"fields": {"before": "invalid cursor"}}
+        ) from None

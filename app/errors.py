@@ -1,0 +1,124 @@
+"""The one error type the domain raises, and its JSON shape.
+
+Every failure a client sees is `{"error": <human message>, "code": <machine code>,
+"details"?: {...}}`: `error` is the original backend's field, kept for existing frontends.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sanic.exceptions import SanicException
+
+from app.db import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (429, 503)
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "validation_error"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many requests, try again later",
+            details={"retryAfter": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "service_unavailable"
+
+
+SANIC_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    416: "range_not_satisfiable",
+}
+SANIC_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    """The client-facing form of any exception, shared by REST and socket handlers."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, (*UNAVAILABLE, RedisConnectionError, RedisTimeoutError)):
+        log.warning("backing service unavailable: %r", exc)
+        return ServiceUnavailable(
+            "A backing service is unavailable, retry shortly", code="service_unavailable"
+        )
+    if isinstance(exc, SanicException):
+        status = exc.status_code
+        return ApiError(
+            SANIC_MESSAGES.get(status) or str(exc) or "Request failed",
+            code=SANIC_CODES.get(status, "http_error"),
+            status=status,
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return ApiError("Internal server error", code="internal_error", status=500)

@@ -1,0 +1,87 @@
+"""The app factory: settings → services → blueprints, Socket.IO and listeners."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from sanic import Sanic
+
+from app import db
+from app.api import auth, chat, errors, health, sessions
+from app.config import ConfigError, Settings
+from app.context import Services
+from app.realtime.handlers import Realtime
+from app.realtime.server import SocketBroadcaster, create_server, mount
+
+log = logging.getLogger("helpline")
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_app(settings: object = None) -> Sanic:
+    """Build the app; `settings` defaults to the environment's (Sanic's CLI passes its
+    own argument namespace to factories, which is ignored)."""
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env()
+    problems = settings.problems()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    app = Sanic("helpline", dumps=_dumps)
+    app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.CORS_ORIGINS = settings.cors_origins
+    app.config.CORS_ALLOW_HEADERS = ["authorization", "content-type"]
+    app.config.CORS_EXPOSE_HEADERS = ["link", "retry-after"]
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.API_TITLE = "Helpline"
+    app.config.API_VERSION = "1"
+    app.config.API_DESCRIPTION = (
+        "Customer-support chat: REST here, realtime over Socket.IO at /socket.io "
+        "(see the README's event reference). Errors answer `{error, code, details?}`."
+    )
+    app.config.API_SECURITY = [{"token": []}]
+    app.config.API_SECURITY_DEFINITIONS = {
+        "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+
+    services = Services.build(settings)
+    app.ctx.settings = settings
+    app.ctx.services = services
+
+    for bp in (auth.bp, sessions.bp, chat.bp, health.bp):
+        app.blueprint(bp)
+    errors.install(app)
+
+    sio = create_server(settings)
+    mount(app, sio)
+    services.broadcaster = SocketBroadcaster(sio)
+    realtime = Realtime(sio, services)
+    app.ctx.sio = sio
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        try:
+            await db.start(settings.db_pool_min, settings.db_pool_max)
+        except db.UNAVAILABLE as exc:
+            # Serve anyway: requests answer 503 until the database is back.
+            log.error("database unavailable at start: %r", exc)
+
+    @app.after_server_start
+    async def start_background(app: Sanic) -> None:
+        app.add_task(realtime.run_background(), name="realtime-background")
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        await db.stop()
+        await services.state.close()
+
+    return app

@@ -1,0 +1,202 @@
+"""Socket.IO event adapters: parse, authorise, call the domain, acknowledge.
+
+Every client event is answered with `{ok: true, …}` or `{ok: false, error: {code, message,
+retryable}}`; a malformed payload gets `ok: false` and never drops the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+
+from app.auth import Principal
+from app.broadcast import ADMINS_ROOM, session_room
+from app.context import Services
+from app.domain import catchup, messages, presence
+from app.errors import BadRequest, Unauthorized, to_api_error
+from app.validation import Reader, parse_uuid, read_send
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Connection", Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Connection:
+    sid: str
+    principal: Principal
+    # (session id, side) pairs this connection said it is typing in.
+    typing: set[tuple[str, str]] = field(default_factory=set)
+
+
+class Realtime:
+    """The event handlers of one worker, bound to its Socket.IO server and services."""
+
+    def __init__(self, sio: socketio.AsyncServer, ctx: Services) -> None:
+        self.sio = sio
+        self.ctx = ctx
+        self.connections: dict[str, Connection] = {}
+        sio.on("connect", self.connect)
+        sio.on("disconnect", self.disconnect)
+        self._on("join_session", self.join_session)
+        self._on("leave_session", self.leave_session)
+        self._on("send_message", self.send_message, legacy_error=True)
+        self._on("typing", self.typing)
+        self._on("mark_read", self.mark_read)
+
+    def _on(self, event: str, handler: Handler, legacy_error: bool = False) -> None:
+        async def acked(sid: str, *args: Any) -> dict[str, Any]:
+            conn = self.connections.get(sid)
+            try:
+                if conn is None:
+                    raise Unauthorized("Not connected", code="not_connected")
+                return {"ok": True, **await handler(conn, args[0] if args else None)}
+            except Exception as exc:
+                error = to_api_error(exc)
+                if legacy_error:
+                    # Clients written for the original listen for 'error', not acks.
+                    await self.sio.emit("error", {"message": error.message}, to=sid)
+                return {
+                    "ok": False,
+                    "error": {
+                        "code": error.code,
+                        "message": error.message,
+                        "retryable": error.retryable,
+                    },
+                }
+
+        self.sio.on(event, acked)
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token:
+            token = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
+        if not token or not isinstance(token, str):
+            raise socketio.exceptions.ConnectionRefusedError(
+                "Authentication required: connect with auth: {token}", {"code": "auth_required"}
+            )
+        try:
+            principal = self.ctx.tokens.check(token)
+        except Unauthorized as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code}
+            ) from None
+        self.connections[sid] = Connection(sid, principal)
+        if principal.is_admin:
+            await self.sio.enter_room(sid, ADMINS_ROOM)
+        else:
+            with contextlib.suppress(Exception):
+                await presence.customer_online(self.ctx, principal.subject, sid)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        try:
+            await presence.clear_typing_of(self.ctx, sid, sorted(conn.typing))
+            if not conn.principal.is_admin:
+                await presence.customer_offline(self.ctx, conn.principal.subject, sid)
+        except Exception as exc:  # state store down: TTLs clean up instead
+            log.warning("disconnect cleanup for %s incomplete: %r", sid, exc)
+
+    async def join_session(self, conn: Connection, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            data = {"sessionId": data}
+        r = Reader(data)
+        session_id = r.uuid("sessionId", required=True)
+        after = _cursor(r, "after")
+        r.done()
+        assert session_id is not None
+        state = await catchup.join(self.ctx, conn.principal, session_id, after)
+        await self.sio.enter_room(conn.sid, session_room(session_id))
+        return state
+
+    async def leave_session(self, conn: Connection, data: Any) -> dict[str, Any]:
+        raw = data.get("sessionId") if isinstance(data, dict) else data
+        session_id = parse_uuid(raw)
+        if session_id is None:
+            raise BadRequest(
+                "sessionId must be a UUID", details={"fields": {"sessionId": "must be a UUID"}}
+            )
+        await self.sio.leave_room(conn.sid, session_room(session_id))
+        return {"sessionId": str(session_id)}
+
+    async def send_message(self, conn: Connection, data: Any) -> dict[str, Any]:
+        session_id, content, sender, client_id = read_send(data)
+        message, created = await messages.post(
+            self.ctx,
+            conn.principal,
+            session_id=session_id,
+            content=content,
+            client_message_id=client_id,
+            claimed_sender=sender,
+        )
+        return {"message": message, "created": created}
+
+    async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:
+        r = Reader(data)
+        session_id = r.uuid("sessionId", required=True)
+        is_typing = r.boolean("isTyping", required=True)
+        side = r.choice("userType", presence.SIDES)
+        r.done()
+        assert session_id is not None and is_typing is not None
+        event = await presence.set_typing(
+            self.ctx,
+            conn.principal,
+            session_id=session_id,
+            is_typing=is_typing,
+            claimed_side=side,
+            connection=conn.sid,
+        )
+        entry = (str(session_id), event["userType"])
+        if is_typing:
+            conn.typing.add(entry)
+        else:
+            conn.typing.discard(entry)
+        return event
+
+    async def mark_read(self, conn: Connection, data: Any) -> dict[str, Any]:
+        r = Reader(data)
+        message_id = r.uuid("messageId", required=True)
+        r.done()
+        assert message_id is not None
+        return {"message": await messages.mark_read(self.ctx, conn.principal, message_id)}
+
+    async def run_background(self) -> None:
+        """Per worker: sweep expired typing (any worker may announce any session's) and
+        keep this worker's customers' presence entries alive."""
+        interval = min(0.5, self.ctx.settings.typing_ttl / 4)
+        beat_every = max(1, int(self.ctx.settings.presence_ttl / 3 / interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(interval)
+            tick += 1
+            try:
+                await presence.sweep_typing(self.ctx)
+                if tick % beat_every == 0:
+                    for conn in list(self.connections.values()):
+                        if not conn.principal.is_admin:
+                            await presence.customer_heartbeat(
+                                self.ctx, conn.principal.subject, conn.sid
+                            )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: try again next tick
+                log.debug("realtime background tick failed: %r", exc)
+
+
+def _cursor(r: Reader, name: str) -> int | None:
+    value = r.data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        r.errors[name] = "must be a non-negative integer"
+        return None
+    return value

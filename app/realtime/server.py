@@ -1,0 +1,52 @@
+"""The Socket.IO server on the Sanic app, and the broadcaster the domain emits through.
+
+Mounted with python-socketio's native Sanic mode (`async_mode="sanic"`, `attach`) so it
+runs under Sanic's own multi-worker server and its listeners; the ASGI route would need a
+second server (uvicorn) that the stack does not include. Cross-worker emits go through
+`AsyncRedisManager`; without REDIS_URL the in-process manager serves the single worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+from sanic import Sanic
+
+from app.config import Settings
+from app.realtime.codec import OrjsonCodec
+
+PATH = "socket.io"
+
+
+class SocketBroadcaster:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+
+    async def emit(self, event: str, data: Any, rooms: list[str], skip: str | None = None) -> None:
+        # A list of rooms is delivered once per client even if it is in several.
+        await self._sio.emit(event, data, to=rooms, skip_sid=skip)
+
+
+def create_server(settings: Settings) -> socketio.AsyncServer:
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel="helpline-socketio")
+        if settings.redis_url
+        else None
+    )
+    return socketio.AsyncServer(
+        async_mode="sanic",
+        client_manager=manager,
+        json=OrjsonCodec,
+        # CORS is answered by sanic-ext for every route, this one included.
+        cors_allowed_origins=[],
+        max_http_buffer_size=settings.max_body_bytes,
+        ping_interval=25,
+        ping_timeout=20,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def mount(app: Sanic, sio: socketio.AsyncServer) -> None:
+    sio.attach(app, socketio_path=PATH)

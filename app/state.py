@@ -1,0 +1,199 @@
+"""Short-lived shared state (rate-limit counters, typing, presence) under TTL keys.
+
+`RedisState` is what production uses: every worker sees the same keys, and a worker that
+dies leaves nothing behind for longer than a TTL. `MemoryState` is the embedded mode's
+stand-in for a single worker with no Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+
+class State(Protocol):
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
+        """Count one event in the current window; returns (count, seconds left)."""
+        ...
+
+    async def put(self, key: str, value: str, ttl: int) -> None: ...
+
+    async def delete(self, *keys: str) -> None: ...
+
+    async def get_many(self, keys: list[str]) -> list[str | None]: ...
+
+    async def mark(self, key: str, member: str, ttl: int) -> int:
+        """Note `member` as live for `ttl` seconds in set `key`; returns live members."""
+        ...
+
+    async def unmark(self, key: str, member: str) -> int:
+        """Drop `member` from set `key`; returns the live members left."""
+        ...
+
+    async def schedule(self, key: str, member: str, at: float) -> None:
+        """Note that `member` falls due at wall-clock time `at` (re-scheduling moves it)."""
+        ...
+
+    async def take_due(self, key: str, now: float) -> list[str]:
+        """Remove and return the members due by `now`; each is handed to one caller only."""
+        ...
+
+    async def ttl(self, key: str) -> float:
+        """Seconds `key` has left; 0 when it is gone."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+# Atomic pop of due members, so of many workers sweeping, exactly one handles each.
+TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+class RedisState:
+    def __init__(self, url: str) -> None:
+        self.redis = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=2,
+            health_check_interval=10,
+            retry_on_timeout=False,
+        )
+        self._take_due = self.redis.register_script(TAKE_DUE)
+
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+        return int(count), max(int(ttl), 1)
+
+    async def put(self, key: str, value: str, ttl: int) -> None:
+        await self.redis.set(key, value, ex=ttl)
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self.redis.delete(*keys)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        if not keys:
+            return []
+        return [v if v is None else str(v) for v in await self.redis.mget(keys)]
+
+    async def mark(self, key: str, member: str, ttl: int) -> int:
+        now = time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {member: now + ttl})
+            pipe.expire(key, ttl)
+            pipe.zcard(key)
+            *_, live = await pipe.execute()
+        return int(live)
+
+    async def unmark(self, key: str, member: str) -> int:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(key, member)
+            pipe.zremrangebyscore(key, "-inf", time.time())
+            pipe.zcard(key)
+            *_, live = await pipe.execute()
+        return int(live)
+
+    async def schedule(self, key: str, member: str, at: float) -> None:
+        await self.redis.zadd(key, {member: at})
+
+    async def take_due(self, key: str, now: float) -> list[str]:
+        return list(await self._take_due(keys=[key], args=[now]))
+
+    async def ttl(self, key: str) -> float:
+        millis = await self.redis.pttl(key)
+        return max(int(millis), 0) / 1000
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class MemoryState:
+    """One process's TTL store: correct only while the server runs a single worker."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[str, float]] = {}
+        self._sets: dict[str, dict[str, float]] = {}
+
+    def _live(self, key: str) -> str | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.monotonic():
+            del self._values[key]
+            return None
+        return item[0]
+
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
+        now = time.monotonic()
+        current = self._live(key)
+        if current is None:
+            self._values[key] = ("1", now + window)
+            return 1, window
+        count = int(current) + 1
+        expires = self._values[key][1]
+        self._values[key] = (str(count), expires)
+        return count, max(int(expires - now), 1)
+
+    async def put(self, key: str, value: str, ttl: int) -> None:
+        self._values[key] = (value, time.monotonic() + ttl)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._values.pop(key, None)
+            self._sets.pop(key, None)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        return [self._live(k) for k in keys]
+
+    def _prune(self, key: str) -> dict[str, float]:
+        now = time.monotonic()
+        members = {m: t for m, t in self._sets.get(key, {}).items() if t > now}
+        self._sets[key] = members
+        return members
+
+    async def mark(self, key: str, member: str, ttl: int) -> int:
+        members = self._prune(key)
+        members[member] = time.monotonic() + ttl
+        return len(members)
+
+    async def unmark(self, key: str, member: str) -> int:
+        members = self._prune(key)
+        members.pop(member, None)
+        return len(members)
+
+    async def schedule(self, key: str, member: str, at: float) -> None:
+        self._sets.setdefault(key, {})[member] = at
+
+    async def take_due(self, key: str, now: float) -> list[str]:
+        members = self._sets.get(key, {})
+        due = [m for m, at in members.items() if at <= now]
+        for m in due:
+            del members[m]
+        return due
+
+    async def ttl(self, key: str) -> float:
+        item = self._values.get(key)
+        return max(item[1] - time.monotonic(), 0.0) if item and self._live(key) else 0.0
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
