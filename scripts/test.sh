@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: install, lint, type-check, then every test against the real
+# PostgreSQL and Redis (TEST_PG_DSN / TEST_REDIS_URL to point elsewhere).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+if [ -f tests/js/package.json ]; then
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/pytest "$@"

@@ -1,0 +1,100 @@
+"""Fixtures: a fresh PostgreSQL database built by the migrations, Redis, live servers.
+
+Servers run as real `helpline serve` processes (a Sanic app cannot start twice in one
+process, and Socket.IO state must not straddle event loops). Each test starts from empty
+tables and an empty Redis database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support import (
+    PG_ADMIN_DSN,
+    REDIS_TEST_URL,
+    Factory,
+    LiveServer,
+    migrate,
+)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    import asyncio
+
+    name = f"helpline_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    migrate(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_TEST_URL
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    with LiveServer.running("a", database_url, redis_url) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def server_b(database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    """A second server process on the same database and Redis: another worker."""
+    with LiveServer.running("b", database_url, redis_url) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean(db: asyncpg.Connection, redis: aioredis.Redis) -> None:
+    """Every test starts from empty tables and an empty Redis database."""
+    await db.execute("DELETE FROM message; DELETE FROM chat_session; DELETE FROM admin;")
+    await redis.flushdb()
+
+
+@pytest.fixture
+async def api(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def make(api: httpx.AsyncClient) -> Factory:
+    return Factory(api)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.makedirs(os.path.join(os.path.dirname(__file__), "artifacts"), exist_ok=True)

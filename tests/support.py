@@ -1,0 +1,176 @@
+"""Test helpers: live server processes, migrations, factories, token forging."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+JWT_SECRET = "test-secret-" + "x" * 32
+PASSWORD = "correct horse battery"
+
+# Cheap hashing and generous limits; rate-limit tests start servers with tight ones.
+SERVER_ENV = {
+    "JWT_SECRET": JWT_SECRET,
+    "ARGON2_TIME_COST": "1",
+    "ARGON2_MEMORY_KIB": "1024",
+    "RATE_LOGIN_FAILURES": "1000",
+    "RATE_REGISTER": "1000",
+    "RATE_SESSION_CREATE": "10000",
+    "RATE_MESSAGES": "100000",
+    "TYPING_TTL": "2",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def migrate(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    if out.returncode != 0 or "failed" in out.stdout.lower():
+        raise RuntimeError(f"migrations failed:\n{out.stdout}\n{out.stderr}")
+
+
+@dataclass
+class LiveServer:
+    """A `helpline serve` process on a free port, with its log under tests/artifacts."""
+
+    name: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return ARTIFACTS / f"server-{self.name}.log"
+
+    def start(self, timeout: float = 30) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        env = {**os.environ, **SERVER_ENV, **self.env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server {self.name} exited; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server {self.name} did not come up; see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(
+        cls, name: str, database_url: str, redis_url: str, **env: str
+    ) -> Iterator[LiveServer]:
+        live = cls(name, {"DATABASE_URL": database_url, "REDIS_URL": redis_url, **env})
+        live.start()
+        try:
+            yield live
+        finally:
+            live.stop()
+
+
+def forge(claims: dict[str, Any], secret: str = JWT_SECRET, alg: str = "HS256") -> str:
+    """A token with chosen claims: for expired, tampered and wrong-audience cases."""
+    base = {
+        "sub": str(uuid.uuid4()),
+        "aud": "helpline:admin",
+        "iss": "helpline",
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 3600,
+    }
+    return jwt.encode({**base, **claims}, secret, algorithm=alg)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Factory:
+    """Builds admins, sessions and messages through the public API."""
+
+    def __init__(self, api: httpx.AsyncClient) -> None:
+        self.api = api
+        self._admin_token: str | None = None
+
+    async def admin(self, email: str | None = None, full_name: str = "Agent") -> dict[str, Any]:
+        """Registers an admin (the first bootstraps; later ones by the first's token)."""
+        email = email or f"agent-{uuid.uuid4().hex[:8]}@example.com"
+        headers = bearer(self._admin_token) if self._admin_token else {}
+        r = await self.api.post(
+            "/api/auth/register",
+            json={"email": email, "password": PASSWORD, "fullName": full_name},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        body = r.json()
+        self._admin_token = self._admin_token or body["token"]
+        return dict(body)
+
+    async def admin_token(self) -> str:
+        if self._admin_token is None:
+            await self.admin()
+        assert self._admin_token is not None
+        return self._admin_token
+
+    async def session(self, user_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"userId": user_id or f"user-{uuid.uuid4().hex[:8]}", **fields}
+        r = await self.api.post("/api/sessions", json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def message(self, token: str, session_id: str, content: str = "hello", **fields: Any) -> dict[str, Any]:
+        r = await self.api.post(
+            "/api/chat/messages",
+            json={"sessionId": session_id, "content": content, **fields},
+            headers=bearer(token),
+        )
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
