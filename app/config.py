@@ -27,6 +27,9 @@ class Settings:
     )
     sqlite_path: str = _setting("helpline.sqlite3", "SQLite file used when DATABASE_URL is empty.")
     redis_url: str = _setting("", "Redis URL. Empty: in-process state, one worker only.")
+    redis_namespace: str = _setting(
+        "helpline", "Prefix of every Redis key and the Socket.IO channel (share one Redis)."
+    )
     jwt_secret: str = _setting(DEFAULT_JWT_SECRET, "HS256 signing key; required in production.")
     port: int = _setting(3001, "HTTP port.")
     host: str = _setting("0.0.0.0", "Interface to bind.")

@@ -22,7 +22,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        state: State = RedisState(settings.redis_url) if settings.redis_url else MemoryState()
+        state: State = (
+            RedisState(settings.redis_url, settings.redis_namespace)
+            if settings.redis_url
+            else MemoryState()
+        )
         return cls(
             settings=settings,
             tokens=Tokens(settings),

@@ -58,7 +58,8 @@ return due
 
 
 class RedisState:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "helpline") -> None:
+        self.prefix = f"{namespace}:"
         self.redis = aioredis.from_url(
             url,
             decode_responses=True,
@@ -70,6 +71,7 @@ class RedisState:
         self._take_due = self.redis.register_script(TAKE_DUE)
 
     async def hit(self, key: str, window: int) -> tuple[int, int]:
+        key = self.prefix + key
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, window, nx=True)
@@ -78,18 +80,22 @@ class RedisState:
         return int(count), max(int(ttl), 1)
 
     async def put(self, key: str, value: str, ttl: int) -> None:
-        await self.redis.set(key, value, ex=ttl)
+        await self.redis.set(self.prefix + key, value, ex=ttl)
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self.redis.delete(*keys)
+            await self.redis.delete(*(self.prefix + k for k in keys))
 
     async def get_many(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        return [v if v is None else str(v) for v in await self.redis.mget(keys)]
+        return [
+            v if v is None else str(v)
+            for v in await self.redis.mget([self.prefix + k for k in keys])
+        ]
 
     async def mark(self, key: str, member: str, ttl: int) -> int:
+        key = self.prefix + key
         now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zremrangebyscore(key, "-inf", now)
@@ -100,6 +106,7 @@ class RedisState:
         return int(live)
 
     async def unmark(self, key: str, member: str) -> int:
+        key = self.prefix + key
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(key, member)
             pipe.zremrangebyscore(key, "-inf", time.time())
@@ -108,13 +115,13 @@ class RedisState:
         return int(live)
 
     async def schedule(self, key: str, member: str, at: float) -> None:
-        await self.redis.zadd(key, {member: at})
+        await self.redis.zadd(self.prefix + key, {member: at})
 
     async def take_due(self, key: str, now: float) -> list[str]:
-        return list(await self._take_due(keys=[key], args=[now]))
+        return list(await self._take_due(keys=[self.prefix + key], args=[now]))
 
     async def ttl(self, key: str) -> float:
-        millis = await self.redis.pttl(key)
+        millis = await self.redis.pttl(self.prefix + key)
         return max(int(millis), 0) / 1000
 
     async def ping(self) -> bool:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from tests.support import (
     PG_ADMIN_DSN,
+    REDIS_NAMESPACE,
     REDIS_TEST_URL,
     Factory,
     LiveServer,
@@ -80,9 +81,11 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture(autouse=True)
 async def clean(db: asyncpg.Connection, redis: aioredis.Redis) -> None:
-    """Every test starts from empty tables and an empty Redis database."""
+    """Every test starts from empty tables and none of this run's Redis keys."""
     await db.execute("DELETE FROM message; DELETE FROM chat_session; DELETE FROM admin;")
-    await redis.flushdb()
+    keys = [k async for k in redis.scan_iter(match=f"{REDIS_NAMESPACE}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
 
 
 @pytest.fixture

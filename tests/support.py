@@ -24,6 +24,8 @@ PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgres://postgres@127.0.0.1:5432
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 JWT_SECRET = "test-secret-" + "x" * 32
 PASSWORD = "correct horse battery"
+# Keys and the Socket.IO channel of this test run: concurrent runs on one Redis stay apart.
+REDIS_NAMESPACE = f"helpline-test-{uuid.uuid4().hex[:8]}"
 
 # Cheap hashing and generous limits; rate-limit tests start servers with tight ones.
 SERVER_ENV = {
@@ -36,6 +38,7 @@ SERVER_ENV = {
     "RATE_MESSAGES": "100000",
     "TYPING_TTL": "2",
     "LOG_LEVEL": "WARNING",
+    "REDIS_NAMESPACE": REDIS_NAMESPACE,
 }
 
 
@@ -49,7 +52,11 @@ def migrate(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url}
     out = subprocess.run(
         [sys.executable, "-m", "app.cli", "migrate"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if out.returncode != 0 or "failed" in out.stdout.lower():
         raise RuntimeError(f"migrations failed:\n{out.stdout}\n{out.stderr}")
@@ -78,7 +85,11 @@ class LiveServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -166,7 +177,9 @@ class Factory:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    async def message(self, token: str, session_id: str, content: str = "hello", **fields: Any) -> dict[str, Any]:
+    async def message(
+        self, token: str, session_id: str, content: str = "hello", **fields: Any
+    ) -> dict[str, Any]:
         r = await self.api.post(
             "/api/chat/messages",
             json={"sessionId": session_id, "content": content, **fields},

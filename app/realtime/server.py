@@ -30,7 +30,9 @@ class SocketBroadcaster:
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel="helpline-socketio")
+        socketio.AsyncRedisManager(
+            settings.redis_url, channel=f"{settings.redis_namespace}-socketio"
+        )
         if settings.redis_url
         else None
     )
