@@ -1,0 +1,68 @@
+"""A recording Socket.IO test client: connects a real python-socketio client to a live
+server and keeps every server event it receives, for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+EVENTS = (
+    "new_message",
+    "user_typing",
+    "message_read",
+    "session_created",
+    "session_updated",
+    "customer_presence",
+    "error",
+)
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, transports: list[str] | None = None) -> None:
+        self.url = url
+        self.token = token
+        self.transports = transports or ["websocket"]
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        for name in EVENTS:
+            self.sio.on(name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], None]:
+        def record(data: Any = None) -> None:
+            self.events.append((name, data))
+
+        return record
+
+    async def connect(self) -> Client:
+        auth = {"token": self.token} if self.token is not None else None
+        await self.sio.connect(self.url, auth=auth, transports=self.transports, wait_timeout=10)
+        return self
+
+    async def call(self, event: str, data: Any = None) -> Any:
+        return await self.sio.call(event, data, timeout=10)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+    def of(self, name: str) -> list[Any]:
+        return [data for event, data in self.events if event == name]
+
+    async def wait_for(
+        self, name: str, predicate: Callable[[Any], bool] = lambda _: True, within: float = 10
+    ) -> Any:
+        """The first `name` event matching `predicate`, waiting up to `within` seconds."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for data in self.of(name):
+                if predicate(data):
+                    return data
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no {name} event matching within {within}s; got {self.events!r}")
+
+    async def settle(self, seconds: float = 0.3) -> None:
+        """Give in-flight broadcasts time to arrive before asserting something did not."""
+        await asyncio.sleep(seconds)

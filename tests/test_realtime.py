@@ -1,0 +1,413 @@
+"""Socket.IO contract, with real clients on two live server processes sharing Redis.
+
+A customer connects to server A and an admin to server B throughout, so every delivery
+asserted here crossed workers through the Redis manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.sockets import Client
+from tests.support import bearer, forge
+
+Connect = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    opened: list[Client] = []
+
+    async def open_client(url: str, token: str | None, **kw: object) -> Client:
+        client = Client(url, token, **kw)  # type: ignore[arg-type]
+        await client.connect()
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+@pytest.fixture
+async def chat(make, connect, server, server_b):
+    """A session with its customer on server A and an admin on server B, both joined."""
+    token = await make.admin_token()
+    session = await make.session(userName="Ada")
+    customer = await connect(server.url, session["customerToken"])
+    admin = await connect(server_b.url, token)
+    assert (await customer.call("join_session", session["id"]))["ok"]
+    assert (await admin.call("join_session", {"sessionId": session["id"]}))["ok"]
+    return session, customer, admin, token
+
+
+async def test_customer_and_admin_on_different_servers_exchange_messages(chat):
+    session, customer, admin, _ = chat
+    ack = await customer.call("send_message", {"sessionId": session["id"], "content": "help!"})
+    assert ack["ok"] is True and ack["created"] is True
+    assert ack["message"]["senderType"] == "user"
+    assert ack["message"]["content"] == "help!"
+    assert ack["message"]["seq"] == 1
+    seen = await admin.wait_for("new_message", lambda m: m["id"] == ack["message"]["id"])
+    assert seen == ack["message"]
+
+    reply = await admin.call("send_message", {"sessionId": session["id"], "content": "on it"})
+    assert reply["ok"] is True and reply["message"]["senderType"] == "admin"
+    seen = await customer.wait_for("new_message", lambda m: m["id"] == reply["message"]["id"])
+    assert seen == reply["message"]
+
+
+async def test_acked_socket_message_is_in_rest_history(chat, api):
+    session, customer, _, token = chat
+    ack = await customer.call("send_message", {"sessionId": session["id"], "content": "stored?"})
+    r = await api.get(f"/api/chat/messages/{session['id']}", headers=bearer(token))
+    assert [m["id"] for m in r.json()] == [ack["message"]["id"]]
+
+
+async def test_admin_in_session_room_and_admins_room_gets_each_message_once(chat):
+    session, customer, admin, _ = chat
+    ack = await customer.call("send_message", {"sessionId": session["id"], "content": "once"})
+    await admin.wait_for("new_message", lambda m: m["id"] == ack["message"]["id"])
+    await admin.settle()
+    assert [m["id"] for m in admin.of("new_message")] == [ack["message"]["id"]]
+
+
+async def test_admin_not_in_room_still_gets_every_message_through_admins_room(
+    make, connect, server, server_b
+):
+    token = await make.admin_token()
+    session = await make.session()
+    inbox = await connect(server_b.url, token)
+    customer = await connect(server.url, session["customerToken"])
+    ack = await customer.call("send_message", {"sessionId": session["id"], "content": "hi"})
+    assert (await inbox.wait_for("new_message"))["id"] == ack["message"]["id"]
+
+
+async def test_join_with_after_returns_exactly_the_missed_messages(chat, make, connect, server):
+    session, customer, _, token = chat
+    sent = [
+        (await customer.call("send_message", {"sessionId": session["id"], "content": f"m{i}"}))[
+            "message"
+        ]
+        for i in range(5)
+    ]
+    late = await connect(server.url, token)
+    ack = await late.call("join_session", {"sessionId": session["id"], "after": 2})
+    assert ack["ok"] is True
+    assert [m["seq"] for m in ack["messages"]] == [3, 4, 5]
+    assert [m["id"] for m in ack["messages"]] == [m["id"] for m in sent[2:]]
+    assert ack["hasMore"] is False
+
+
+async def test_leave_session_stops_room_events(chat):
+    session, customer, admin, _ = chat
+    assert (await customer.call("leave_session", session["id"]))["ok"]
+    assert (await admin.call("typing", {"sessionId": session["id"], "isTyping": True}))["ok"]
+    await customer.settle()
+    assert customer.of("user_typing") == []
+
+
+# --- auth over sockets -------------------------------------------------------------
+
+
+async def test_connect_without_token_is_refused_with_a_message(server):
+    client = Client(server.url, None)
+    with pytest.raises(Exception) as refused:
+        await client.connect()
+    assert "failed to connect" in str(refused.value).lower()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        forge({}, secret="another-secret-" + "y" * 32),
+        forge({"exp": 1}),
+        forge({"aud": "someone-else"}),
+    ],
+    ids=["garbage", "wrong-secret", "expired", "wrong-audience"],
+)
+async def test_connect_with_bad_token_is_refused(server, token):
+    client = Client(server.url, token)
+    with pytest.raises(Exception, match=r"(?i)failed to connect"):
+        await client.connect()
+
+
+async def test_refusal_tells_the_client_why(server):
+    seen: list[object] = []
+    client = Client(server.url, "garbage")
+    client.sio.on("connect_error", lambda data: seen.append(data))
+    with contextlib.suppress(Exception):
+        await client.connect()
+    assert seen and seen[0]["message"] == "Invalid token"  # type: ignore[index]
+    assert seen[0]["data"] == {"code": "invalid_token"}  # type: ignore[index]
+
+
+async def test_customer_cannot_join_another_session(make, connect, server):
+    mine = await make.session()
+    other = await make.session()
+    customer = await connect(server.url, mine["customerToken"])
+    ack = await customer.call("join_session", other["id"])
+    assert ack == {
+        "ok": False,
+        "error": {"code": "not_found", "message": "Session not found", "retryable": False},
+    }
+
+
+async def test_customer_cannot_send_into_another_session(make, connect, server, db):
+    mine = await make.session()
+    other = await make.session()
+    customer = await connect(server.url, mine["customerToken"])
+    ack = await customer.call("send_message", {"sessionId": other["id"], "content": "psst"})
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    assert await db.fetchval("SELECT count(*) FROM message") == 0
+
+
+async def test_customer_cannot_type_into_another_session(make, connect, server, server_b):
+    mine = await make.session()
+    other = await make.session()
+    watcher = await connect(server_b.url, other["customerToken"])
+    await watcher.call("join_session", other["id"])
+    customer = await connect(server.url, mine["customerToken"])
+    ack = await customer.call("typing", {"sessionId": other["id"], "isTyping": True})
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    await watcher.settle()
+    assert watcher.of("user_typing") == []
+
+
+async def test_customer_cannot_send_as_admin(chat, db):
+    session, customer, _, _ = chat
+    ack = await customer.call(
+        "send_message", {"sessionId": session["id"], "content": "x", "senderType": "admin"}
+    )
+    assert ack["ok"] is False and ack["error"]["code"] == "sender_mismatch"
+    assert await db.fetchval("SELECT count(*) FROM message WHERE sender_type = 'admin'") == 0
+
+
+async def test_customer_hears_nothing_of_other_sessions(make, connect, server, server_b):
+    session = await make.session()
+    other = await make.session()
+    snoop = await connect(server.url, session["customerToken"])
+    await snoop.call("join_session", session["id"])
+    stranger = await connect(server_b.url, other["customerToken"])
+    await stranger.call("join_session", other["id"])
+    await stranger.call("send_message", {"sessionId": other["id"], "content": "private"})
+    await stranger.call("typing", {"sessionId": other["id"], "isTyping": True})
+    await snoop.settle()
+    assert snoop.events == []
+
+
+async def test_failed_send_also_emits_the_originals_error_event(chat):
+    session, customer, _, _ = chat
+    ack = await customer.call("send_message", {"sessionId": session["id"], "content": "   "})
+    assert ack["ok"] is False and ack["error"]["code"] == "validation_error"
+    error = await customer.wait_for("error")
+    assert error == {"message": ack["error"]["message"]}
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("join_session", None),
+        ("join_session", 42),
+        ("join_session", "not-a-uuid"),
+        ("join_session", {"sessionId": str(uuid.uuid4()), "after": -1}),
+        ("join_session", {"sessionId": str(uuid.uuid4()), "after": "x"}),
+        ("leave_session", {"nope": 1}),
+        ("send_message", ["a", "list"]),
+        ("send_message", {"sessionId": "x", "content": 5}),
+        ("send_message", {"sessionId": str(uuid.uuid4()), "content": "x" * 5001}),
+        ("typing", {"sessionId": str(uuid.uuid4())}),
+        ("typing", {"sessionId": str(uuid.uuid4()), "isTyping": "yes"}),
+        ("mark_read", "x"),
+        ("mark_read", {"messageId": None}),
+    ],
+)
+async def test_malformed_event_is_refused_and_the_connection_survives(chat, event, payload):
+    session, customer, _, _ = chat
+    ack = await customer.call(event, payload)
+    assert ack["ok"] is False
+    assert ack["error"]["code"] in {"validation_error", "invalid_body", "not_found"}
+    again = await customer.call("send_message", {"sessionId": session["id"], "content": "still"})
+    assert again["ok"] is True
+
+
+# --- typing and presence --------------------------------------------------------------
+
+
+async def test_typing_on_and_off_reach_the_other_server(chat):
+    session, customer, admin, _ = chat
+    assert (await customer.call("typing", {"sessionId": session["id"], "isTyping": True}))["ok"]
+    on = await admin.wait_for("user_typing", lambda e: e["isTyping"])
+    assert on == {"sessionId": session["id"], "userType": "user", "isTyping": True}
+    await customer.call("typing", {"sessionId": session["id"], "isTyping": False})
+    off = await admin.wait_for("user_typing", lambda e: not e["isTyping"])
+    assert off == {"sessionId": session["id"], "userType": "user", "isTyping": False}
+
+
+async def test_typer_does_not_hear_its_own_typing(chat):
+    session, customer, admin, _ = chat
+    await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
+    await admin.wait_for("user_typing")
+    await customer.settle()
+    assert customer.of("user_typing") == []
+
+
+async def test_typing_expires_after_ttl_when_the_typer_goes_silent(chat, connect, server_b):
+    session, customer, admin, token = chat
+    await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
+    await admin.wait_for("user_typing", lambda e: e["isTyping"])
+    # TYPING_TTL is 2 s on the test servers; the sweeper announces the end.
+    off = await admin.wait_for("user_typing", lambda e: not e["isTyping"], within=6)
+    assert off["userType"] == "user"
+    late = await connect(server_b.url, token)
+    state = await late.call("join_session", session["id"])
+    assert state["typing"] == {"user": False, "admin": False}
+
+
+async def test_typing_refreshed_before_ttl_stays_on(chat):
+    session, customer, admin, _ = chat
+    for _ in range(4):
+        await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
+        await asyncio.sleep(0.8)
+    assert [e["isTyping"] for e in admin.of("user_typing")] == [True] * 4
+
+
+async def test_disconnect_clears_typing_at_once(chat):
+    session, customer, admin, _ = chat
+    await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
+    await admin.wait_for("user_typing", lambda e: e["isTyping"])
+    await customer.close()
+    off = await admin.wait_for("user_typing", lambda e: not e["isTyping"], within=1.5)
+    assert off == {"sessionId": session["id"], "userType": "user", "isTyping": False}
+
+
+async def test_join_ack_tells_who_is_typing(chat, connect, server):
+    session, customer, _, token = chat
+    await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
+    other_admin = await connect(server.url, token)
+    state = await other_admin.call("join_session", session["id"])
+    assert state["typing"] == {"user": True, "admin": False}
+
+
+async def test_customer_online_until_every_tab_on_every_server_is_gone(
+    make, connect, server, server_b
+):
+    token = await make.admin_token()
+    session = await make.session()
+    admin = await connect(server.url, token)
+    tab_a = await connect(server.url, session["customerToken"])
+    online = await admin.wait_for("customer_presence")
+    assert online == {"sessionId": session["id"], "online": True}
+    tab_b = await connect(server_b.url, session["customerToken"])
+    await tab_a.close()
+    await admin.settle()
+    assert [e["online"] for e in admin.of("customer_presence")] == [True]
+    assert (await admin.call("join_session", session["id"]))["customerOnline"] is True
+    await tab_b.close()
+    offline = await admin.wait_for("customer_presence", lambda e: not e["online"])
+    assert offline == {"sessionId": session["id"], "online": False}
+
+
+# --- REST actions reach sockets ---------------------------------------------------------
+
+
+async def test_rest_posted_message_arrives_as_socket_event(chat, api):
+    session, customer, _, token = chat
+    r = await api.post(
+        "/api/chat/messages",
+        json={"sessionId": session["id"], "content": "via REST"},
+        headers=bearer(token),
+    )
+    assert r.status_code == 201
+    seen = await customer.wait_for("new_message")
+    assert seen == r.json()
+
+
+async def test_status_change_arrives_as_session_updated(chat, api):
+    session, customer, admin, token = chat
+    r = await api.patch(
+        f"/api/sessions/{session['id']}/status", json={"status": "closed"}, headers=bearer(token)
+    )
+    assert r.status_code == 200
+    for client in (customer, admin):
+        event = await client.wait_for("session_updated")
+        assert event["id"] == session["id"] and event["status"] == "closed"
+
+
+async def test_admins_get_session_created(make, connect, server_b):
+    token = await make.admin_token()
+    admin = await connect(server_b.url, token)
+    session = await make.session(userName="Grace")
+    event = await admin.wait_for("session_created")
+    assert event["id"] == session["id"] and event["userName"] == "Grace"
+    assert "customerToken" not in event
+
+
+async def test_mark_read_over_socket_broadcasts_message_read(chat):
+    session, customer, admin, _ = chat
+    sent = await customer.call("send_message", {"sessionId": session["id"], "content": "read me"})
+    ack = await admin.call("mark_read", {"messageId": sent["message"]["id"]})
+    assert ack["ok"] is True and ack["message"]["isRead"] is True
+    event = await customer.wait_for("message_read")
+    assert event["id"] == sent["message"]["id"] and event["isRead"] is True
+
+
+async def test_socket_retry_with_client_message_id_is_stored_and_broadcast_once(chat, db):
+    session, customer, admin, _ = chat
+    payload = {"sessionId": session["id"], "content": "again", "clientMessageId": "c-1"}
+    first = await customer.call("send_message", payload)
+    second = await customer.call("send_message", payload)
+    assert first["created"] is True and second["created"] is False
+    assert first["message"] == second["message"]
+    await admin.wait_for("new_message")
+    await admin.settle()
+    assert len(admin.of("new_message")) == 1
+    assert await db.fetchval("SELECT count(*) FROM message") == 1
+
+
+# --- load across workers ------------------------------------------------------------
+
+
+async def test_hundred_customers_over_two_servers_each_message_reaches_admins_once(
+    make, connect, server, server_b
+):
+    token = await make.admin_token()
+    inbox_a = await connect(server.url, token)
+    inbox_b = await connect(server_b.url, token)
+    sessions = [await make.session() for _ in range(100)]
+    customers = await asyncio.gather(
+        *(
+            connect((server, server_b)[i % 2].url, s["customerToken"])
+            for i, s in enumerate(sessions)
+        )
+    )
+
+    async def talk(client: Client, session_id: str) -> list[dict]:
+        acks = []
+        for n in range(10):
+            ack = await client.call("send_message", {"sessionId": session_id, "content": f"#{n}"})
+            acks.append(ack)
+        return acks
+
+    results = await asyncio.gather(
+        *(talk(c, s["id"]) for c, s in zip(customers, sessions, strict=True))
+    )
+    acks = [a for per_customer in results for a in per_customer]
+    assert len(acks) == 1000 and all(a["ok"] for a in acks)
+    sent = {a["message"]["id"] for a in acks}
+    assert len(sent) == 1000
+    for inbox in (inbox_a, inbox_b):
+        for _ in range(200):
+            if len(inbox.of("new_message")) >= 1000:
+                break
+            await asyncio.sleep(0.05)
+        received = [m["id"] for m in inbox.of("new_message")]
+        assert len(received) == 1000, f"{len(received)} of 1000"
+        assert set(received) == sent
