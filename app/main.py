@@ -12,7 +12,7 @@ from app.api import auth, chat, errors, health, sessions
 from app.config import ConfigError, Settings
 from app.context import Services
 from app.realtime.handlers import Realtime
-from app.realtime.server import SocketBroadcaster, create_server, mount
+from app.realtime.server import SocketBroadcaster, create_server, mount, relay_for
 
 log = logging.getLogger("helpline")
 
@@ -75,9 +75,20 @@ def create_app(settings: object = None) -> Sanic:
             # Serve anyway: requests answer 503 until the database is back.
             log.error("database unavailable at start: %r", exc)
 
+    relay = relay_for(sio, settings)
+
     @app.after_server_start
     async def start_background(app: Sanic) -> None:
         app.add_task(realtime.run_background(), name="realtime-background")
+        if relay is not None:
+            await relay.start()
+
+    @app.before_server_stop
+    async def stop_realtime(app: Sanic) -> None:
+        # Closes every client connection, so clients reconnect to another worker.
+        await sio.shutdown()
+        if relay is not None:
+            await relay.stop()
 
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:

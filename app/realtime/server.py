@@ -14,9 +14,12 @@ import socketio
 from sanic import Sanic
 
 from app.config import Settings
+from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
 
 PATH = "socket.io"
+PING_INTERVAL = 25
+PING_TIMEOUT = 20
 
 
 class SocketBroadcaster:
@@ -36,15 +39,17 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         if settings.redis_url
         else None
     )
-    return socketio.AsyncServer(
+    # With Redis, polling sessions may be served by any worker (see affinity.py).
+    server_class = AffinitySocketIO if settings.redis_url else socketio.AsyncServer
+    return server_class(
         async_mode="sanic",
         client_manager=manager,
         json=OrjsonCodec,
         # CORS is answered by sanic-ext for every route, this one included.
         cors_allowed_origins=[],
         max_http_buffer_size=settings.max_body_bytes,
-        ping_interval=25,
-        ping_timeout=20,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
         logger=False,
         engineio_logger=False,
     )
@@ -52,3 +57,11 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
 
 def mount(app: Sanic, sio: socketio.AsyncServer) -> None:
     sio.attach(app, socketio_path=PATH)
+
+
+def relay_for(sio: socketio.AsyncServer, settings: Settings) -> Relay | None:
+    """The cross-worker polling relay, when there is Redis to relay through."""
+    if not isinstance(sio, AffinitySocketIO):
+        return None
+    timeout = PING_INTERVAL + PING_TIMEOUT + 5
+    return Relay(sio.eio, settings.redis_url, settings.redis_namespace, timeout)

@@ -1,0 +1,207 @@
+"""Long-polling on many workers without a sticky router.
+
+An Engine.IO polling session lives in the memory of the worker that opened it, and the
+kernel (or a platform router) spreads a client's next requests over any worker: those
+answer 400 "Invalid session" and socket.io-client's default transports fail. Here every
+session id starts with its worker's id, and a worker that gets a polling request for a
+session it does not hold relays it over Redis to the owner and returns the owner's
+answer. It works across processes and machines alike, as long as they share Redis.
+
+A websocket upgrade cannot be relayed: on a foreign worker it is refused, the client
+keeps polling (through the relay), and `transports: ["websocket"]` avoids all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+import engineio
+import orjson
+import redis.asyncio as aioredis
+import socketio
+from sanic import Request
+from sanic.response import HTTPResponse
+
+log = logging.getLogger(__name__)
+
+# Environ keys that cannot cross a process boundary (and are not needed for polling).
+LOCAL_ONLY = ("wsgi.input", "wsgi.errors", "sanic.request")
+RELAYED = "helpline.relayed"
+
+
+class _Body:
+    """The `wsgi.input` Engine.IO reads a relayed request's body from."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    async def read(self, length: int | None = None) -> bytes:
+        chunk = self.payload if length is None else self.payload[:length]
+        self.payload = self.payload[len(chunk) :]
+        return chunk
+
+
+class Relayed:
+    """A polling request that arrived at another worker, as the owner receives it."""
+
+    def __init__(self, environ: dict[str, Any], body: bytes) -> None:
+        self.environ = {**environ, "wsgi.input": _Body(body), RELAYED: True}
+
+
+class AffinityEngineIO(engineio.AsyncServer):
+    worker_id: str
+    relay: Relay | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker_id = secrets.token_hex(4)
+        driver: dict[str, Any] = self._async
+        translate, respond = driver["translate_request"], driver["make_response"]
+        self.respond_locally = respond
+
+        def translate_request(request: Any) -> dict[str, Any]:
+            if isinstance(request, Relayed):
+                return request.environ
+            environ: dict[str, Any] = translate(request)
+            return environ
+
+        def make_response(status: str, headers: list[Any], payload: Any, environ: Any) -> Any:
+            if environ.get(RELAYED):
+                return {"status": status, "headers": headers, "payload": payload}
+            return respond(status, headers, payload, environ)
+
+        # A per-server copy: the driver's dict is shared module state.
+        self._async = {
+            **driver,
+            "translate_request": translate_request,
+            "make_response": make_response,
+        }
+
+    def generate_id(self) -> str:
+        return f"{self.worker_id}.{super().generate_id()}"
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        request = args[0] if args else None
+        if self.relay is not None and isinstance(request, Request):
+            sid = request.args.get("sid")
+            owner = sid.partition(".")[0] if sid and "." in sid else None
+            if owner and owner != self.worker_id and sid not in self.sockets:
+                if request.args.get("transport") == "websocket":
+                    return HTTPResponse("Upgrade only on the session's own worker", status=400)
+                return await self.relay.forward(owner, request)
+        return await super().handle_request(*args, **kwargs)
+
+
+class AffinitySocketIO(socketio.AsyncServer):
+    def _engineio_server_class(self) -> type[AffinityEngineIO]:
+        return AffinityEngineIO
+
+
+class Relay:
+    """Request/response between workers over Redis pub/sub, one channel per worker."""
+
+    def __init__(self, eio: AffinityEngineIO, redis_url: str, namespace: str, timeout: float):
+        self.eio = eio
+        self.redis = aioredis.from_url(redis_url)
+        self.prefix = f"{namespace}:eio:"
+        self.timeout = timeout
+        self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
+        self._ready = asyncio.Event()
+
+    @property
+    def inbox(self) -> str:
+        return self.prefix + self.eio.worker_id
+
+    async def start(self) -> None:
+        self.eio.relay = self
+        self._listener = asyncio.create_task(self._listen(), name="eio-relay")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        self.eio.relay = None
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        await self.redis.aclose()
+
+    async def forward(self, owner: str, request: Request) -> HTTPResponse:
+        """Send `request` to the worker `owner` and answer with what it answers."""
+        environ = self.eio._async["translate_request"](request)
+        body = request.body or b""
+        request_id = secrets.token_hex(8)
+        message = {
+            "kind": "request",
+            "id": request_id,
+            "reply": self.inbox,
+            "environ": {k: v for k, v in environ.items() if k not in LOCAL_ONLY},
+            "body": base64.b64encode(body).decode(),
+        }
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = future
+        try:
+            receivers = await self.redis.publish(self.prefix + owner, orjson.dumps(message))
+            if receivers == 0:
+                # The owner is gone (restarted, killed): the client must reconnect.
+                return HTTPResponse("Invalid session", status=400)
+            reply = await asyncio.wait_for(future, timeout=self.timeout)
+        except TimeoutError:
+            return HTTPResponse("Session owner did not answer", status=400)
+        finally:
+            self.waiting.pop(request_id, None)
+        payload = base64.b64decode(reply["payload"])
+        response: HTTPResponse = self.eio.respond_locally(
+            reply["status"], reply["headers"], payload, environ
+        )
+        return response
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        relayed = Relayed(message["environ"], base64.b64decode(message["body"]))
+        try:
+            result = await self.eio.handle_request(relayed)
+        except Exception as exc:  # the asking worker must hear back either way
+            log.warning("relayed Engine.IO request failed: %r", exc)
+            result = {"status": "400 BAD REQUEST", "headers": [], "payload": b""}
+        payload = result["payload"]
+        if isinstance(payload, str):
+            payload = payload.encode()
+        reply = {
+            "kind": "reply",
+            "id": message["id"],
+            "status": result["status"],
+            "headers": [list(h) for h in result["headers"]],
+            "payload": base64.b64encode(payload or b"").decode(),
+        }
+        await self.redis.publish(message["reply"], orjson.dumps(reply))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.inbox)
+                    self._ready.set()
+                    async for raw in pubsub.listen():
+                        if raw.get("type") != "message":
+                            continue
+                        message = orjson.loads(raw["data"])
+                        if message["kind"] == "request":
+                            task = asyncio.create_task(self._answer(message))
+                            self._answering.add(task)
+                            task.add_done_callback(self._answering.discard)
+                        else:
+                            future = self.waiting.get(message["id"])
+                            if future is not None and not future.done():
+                                future.set_result(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: resubscribe when it is back
+                log.warning("Engine.IO relay lost Redis: %r", exc)
+                await asyncio.sleep(1)
