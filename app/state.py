@@ -40,6 +40,8 @@ class State(Protocol):
         """Remove and return the members due by `now`; each is handed to one caller only."""
         ...
 
+    async def unschedule(self, key: str, member: str) -> None: ...
+
     async def ttl(self, key: str) -> float:
         """Seconds `key` has left; 0 when it is gone."""
         ...
@@ -120,6 +122,9 @@ class RedisState:
     async def take_due(self, key: str, now: float) -> list[str]:
         return list(await self._take_due(keys=[self.prefix + key], args=[now]))
 
+    async def unschedule(self, key: str, member: str) -> None:
+        await self.redis.zrem(self.prefix + key, member)
+
     async def ttl(self, key: str) -> float:
         millis = await self.redis.pttl(self.prefix + key)
         return max(int(millis), 0) / 1000
@@ -194,6 +199,9 @@ class MemoryState:
         for m in due:
             del members[m]
         return due
+
+    async def unschedule(self, key: str, member: str) -> None:
+        self._sets.get(key, {}).pop(member, None)
 
     async def ttl(self, key: str) -> float:
         item = self._values.get(key)

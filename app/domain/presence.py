@@ -3,6 +3,9 @@
 Typing is a key per (session, side) that lives `typing_ttl` seconds unless refreshed, plus
 a deadline in one sorted set. Every worker sweeps that set, so when a typer vanishes (tab
 closed, worker killed) some worker tells the room "stopped typing" within about a TTL.
+Presence works the same way: a customer's connections are members with an expiry, kept
+alive by their worker's heartbeat; when a killed worker's members expire, a sweep on a
+surviving worker announces the customer offline.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from app.errors import Forbidden
 
 SIDES = ("user", "admin")
 DEADLINES = "typing:deadlines"
+PRESENCE_DEADLINES = "presence:deadlines"
 
 
 def _typing_key(session_id: str, side: str) -> str:
@@ -72,8 +76,12 @@ async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[s
         await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)])
 
 
-async def sweep_typing(ctx: Services) -> int:
-    """Announce the end of typing whose TTL ran out; returns how many were announced."""
+async def sweep(ctx: Services) -> int:
+    """Announce what ran out of TTL (typing, customer presence); returns how many."""
+    return await _sweep_typing(ctx) + await _sweep_presence(ctx)
+
+
+async def _sweep_typing(ctx: Services) -> int:
     announced = 0
     for member in await ctx.state.take_due(DEADLINES, time.time()):
         session_id, _, side = member.rpartition(":")
@@ -90,21 +98,38 @@ async def sweep_typing(ctx: Services) -> int:
 
 async def customer_online(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
     """Count this connection; the first one of the session announces the customer online."""
-    live = await ctx.state.mark(
-        _presence_key(str(session_id)), connection, ctx.settings.presence_ttl
-    )
+    live = await customer_heartbeat(ctx, session_id, connection)
     if live == 1:
         await _announce(ctx, session_id, True)
 
 
-async def customer_heartbeat(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
-    await ctx.state.mark(_presence_key(str(session_id)), connection, ctx.settings.presence_ttl)
+async def customer_heartbeat(ctx: Services, session_id: uuid.UUID, connection: str) -> int:
+    ttl = ctx.settings.presence_ttl
+    live = await ctx.state.mark(_presence_key(str(session_id)), connection, ttl)
+    await ctx.state.schedule(PRESENCE_DEADLINES, str(session_id), time.time() + ttl)
+    return live
 
 
 async def customer_offline(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
     live = await ctx.state.unmark(_presence_key(str(session_id)), connection)
     if live == 0:
+        await ctx.state.unschedule(PRESENCE_DEADLINES, str(session_id))
         await _announce(ctx, session_id, False)
+
+
+async def _sweep_presence(ctx: Services) -> int:
+    announced = 0
+    for member in await ctx.state.take_due(PRESENCE_DEADLINES, time.time()):
+        session_id = uuid.UUID(member)
+        if await is_online(ctx, session_id):
+            # Another connection is still alive: watch again a TTL from now.
+            await ctx.state.schedule(
+                PRESENCE_DEADLINES, member, time.time() + ctx.settings.presence_ttl
+            )
+            continue
+        await _announce(ctx, session_id, False)
+        announced += 1
+    return announced
 
 
 async def is_online(ctx: Services, session_id: uuid.UUID) -> bool:

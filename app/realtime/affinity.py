@@ -54,13 +54,14 @@ class Relayed:
 
 
 class AffinityEngineIO(engineio.AsyncServer):
+    _async: dict[str, Any]
     worker_id: str
     relay: Relay | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.worker_id = secrets.token_hex(4)
-        driver: dict[str, Any] = self._async
+        driver = self._async
         translate, respond = driver["translate_request"], driver["make_response"]
         self.respond_locally = respond
 

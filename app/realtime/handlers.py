@@ -170,8 +170,8 @@ class Realtime:
         return {"message": await messages.mark_read(self.ctx, conn.principal, message_id)}
 
     async def run_background(self) -> None:
-        """Per worker: sweep expired typing (any worker may announce any session's) and
-        keep this worker's customers' presence entries alive."""
+        """Per worker: sweep expired typing and presence (any worker may announce any
+        session's) and keep this worker's customers' presence entries alive."""
         interval = min(0.5, self.ctx.settings.typing_ttl / 4)
         beat_every = max(1, int(self.ctx.settings.presence_ttl / 3 / interval))
         tick = 0
@@ -179,7 +179,7 @@ class Realtime:
             await asyncio.sleep(interval)
             tick += 1
             try:
-                await presence.sweep_typing(self.ctx)
+                await presence.sweep(self.ctx)
                 if tick % beat_every == 0:
                     for conn in list(self.connections.values()):
                         if not conn.principal.is_admin:
