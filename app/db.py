@@ -60,7 +60,7 @@ async def start(min_size: int, max_size: int) -> None:
 
 async def stop() -> None:
     db = engine()
-    if isinstance(db, PostgresEngine):
+    if isinstance(db, PostgresEngine) and db.pool is not None:
         await db.close_connection_pool()
 
 

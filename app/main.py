@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import orjson
@@ -14,7 +16,21 @@ from app.context import Services
 from app.realtime.handlers import Realtime
 from app.realtime.server import SocketBroadcaster, create_server, mount, relay_for
 
-log = logging.getLogger("helpline")
+log = logging.getLogger(__name__)
+
+
+def _configure_logging(level: str) -> None:
+    """Our loggers get one handler of their own; Sanic keeps its own (no root handler,
+    which would print Sanic's lines twice)."""
+    ours = logging.getLogger("app")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+        )
+        ours.addHandler(handler)
+        ours.propagate = False
+    ours.setLevel(level)
 
 
 def _dumps(value: object) -> str:
@@ -29,9 +45,7 @@ def create_app(settings: object = None) -> Sanic:
     problems = settings.problems()
     if problems:
         raise ConfigError("; ".join(problems))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings.log_level)
 
     app = Sanic("helpline", dumps=_dumps)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
@@ -79,12 +93,16 @@ def create_app(settings: object = None) -> Sanic:
 
     @app.after_server_start
     async def start_background(app: Sanic) -> None:
-        app.add_task(realtime.run_background(), name="realtime-background")
+        # Our own task, not app.add_task: Sanic logs a warning for every task it cancels.
+        app.ctx.realtime_task = asyncio.create_task(realtime.run_background())
         if relay is not None:
             await relay.start()
 
     @app.before_server_stop
     async def stop_realtime(app: Sanic) -> None:
+        app.ctx.realtime_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.ctx.realtime_task
         # Closes every client connection, so clients reconnect to another worker.
         await sio.shutdown()
         if relay is not None:

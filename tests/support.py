@@ -105,7 +105,11 @@ class LiveServer:
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.process.pid, sig)
+            else:
+                # Only the main process: Sanic's manager stops its workers in order.
+                os.kill(self.process.pid, sig)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
