@@ -35,6 +35,8 @@ class ChatSession(Table, tablename="chat_session"):
     created_at = Timestamptz()
     updated_at = Timestamptz()
     last_activity_at = Timestamptz()
+    # sha256 of the widget's clientSessionId: a retried create finds the active session.
+    client_session_key = Varchar(length=64, null=True, default=None)
 
 
 class Message(Table, tablename="message"):

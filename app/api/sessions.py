@@ -18,8 +18,12 @@ from app.api.common import (
     services,
 )
 from app.domain import sessions
-from app.errors import BadRequest
+from app.errors import BadRequest, Unauthorized
 from app.validation import MAX_USER_ID, Reader, path_uuid, query_int
+
+# A widget's random key for its conversation: long enough that it cannot be guessed.
+MIN_CLIENT_SESSION_ID = 16
+MAX_CLIENT_SESSION_ID = 100
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
 
@@ -64,27 +68,45 @@ async def list_sessions(request: Request) -> HTTPResponse:
         userId={"type": "string", "maxLength": MAX_USER_ID},
         userName={"type": "string", "maxLength": 200},
         userEmail={"type": "string", "format": "email"},
+        clientSessionId={
+            "type": "string",
+            "minLength": MIN_CLIENT_SESSION_ID,
+            "maxLength": MAX_CLIENT_SESSION_ID,
+        },
     ),
     ok=(201, {**SESSION, "properties": {**SESSION["properties"], "customerToken": STR}}),
     errors=(400, 413, 429, 503),
     description="Answers the session plus `customerToken`, which may read and write this "
-    "session only.",
+    "session only. Idempotent for a widget that retries: with the same `userId` and "
+    "`clientSessionId` (a random string the widget keeps, 16–100 characters), or with the "
+    "session's own customer token as `Authorization: Bearer`, an active session is answered "
+    "again (200, fresh token) instead of a new one (201).",
 )
 async def create_session(request: Request) -> HTTPResponse:
     r = Reader(body_of(request))
     user_id = r.string("userId", required=True, max_len=MAX_USER_ID)
     user_name = r.string("userName")
     user_email = r.email("userEmail")
+    client_session_id = r.string(
+        "clientSessionId", min_len=MIN_CLIENT_SESSION_ID, max_len=MAX_CLIENT_SESSION_ID
+    )
     r.done()
     assert user_id is not None
-    out = await sessions.create(
+    try:
+        principal = principal_of(request)
+    except Unauthorized:
+        # Anyone may open a session: a stale token only fails to prove an old one.
+        principal = None
+    out, created = await sessions.create(
         services(request),
         user_id=user_id,
         user_name=user_name,
         user_email=user_email,
         ip=client_ip(request),
+        client_session_id=client_session_id,
+        principal=principal,
     )
-    return json(out, status=201)
+    return json(out, status=201 if created else 200)
 
 
 @bp.get("/<session_id:str>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any
 
@@ -29,25 +30,83 @@ async def create(
     user_name: str | None,
     user_email: str | None,
     ip: str,
-) -> dict[str, Any]:
-    """A new conversation plus the customer token that may act in it (and nowhere else)."""
+    client_session_id: str | None = None,
+    principal: Principal | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """A conversation plus a customer token for it (and nowhere else). Returns (body, created).
+
+    A widget that retries must not open a second conversation, yet a userId is no secret:
+    only proof of the session (its customer token, or the random clientSessionId the
+    widget created it with) brings an active session back; anything else opens a new one.
+    """
     await ctx.limiter.hit("session-create", ip, ctx.settings.rate_session_create)
+    key = _key_digest(client_session_id) if client_session_id is not None else None
+    existing = await _resumable(user_id, key, principal)
+    if existing is not None:
+        return await _resumed(ctx, existing), False
     now = dt.datetime.now(dt.UTC)
-    row = await db.fetch_one(
-        f"INSERT INTO chat_session ({SESSION_COLUMNS})"
-        " VALUES ({}, {}, {}, {}, 'active', 0, {}, {}, {})"
-        f" RETURNING {SESSION_COLUMNS}",
-        uuid.uuid4(),
-        user_id,
-        user_name,
-        user_email,
-        now,
-        now,
-        now,
-    )
+    try:
+        row = await db.fetch_one(
+            f"INSERT INTO chat_session ({SESSION_COLUMNS}, client_session_key)"
+            " VALUES ({}, {}, {}, {}, 'active', 0, {}, {}, {}, {})"
+            f" RETURNING {SESSION_COLUMNS}",
+            uuid.uuid4(),
+            user_id,
+            user_name,
+            user_email,
+            now,
+            now,
+            now,
+            key,
+        )
+    except Exception as exc:
+        if key is None or not db.is_unique_violation(exc):
+            raise
+        # A concurrent retry of the same create won the race: answer with its session.
+        row = await _resumable(user_id, key, None)
+        if row is None:
+            raise
+        return await _resumed(ctx, row), False
     assert row is not None
     body = serialize.session(row)
     await ctx.broadcaster.emit("session_created", body, [ADMINS_ROOM])
+    return _with_token(ctx, row, body), True
+
+
+async def _resumed(ctx: Services, row: dict[str, Any]) -> dict[str, Any]:
+    """An existing session as GET shows it, with a fresh token."""
+    return _with_token(ctx, row, (await _with_summaries([row]))[0])
+
+
+def _key_digest(client_session_id: str) -> str:
+    """Stored hashed: the key brings back a session's token, so it is a credential."""
+    return hashlib.sha256(client_session_id.encode()).hexdigest()
+
+
+async def _resumable(
+    user_id: str, key: str | None, principal: Principal | None
+) -> dict[str, Any] | None:
+    """The caller's own active session of `user_id`, if it proves it holds one."""
+    if principal is not None and not principal.is_admin:
+        row = await db.fetch_one(
+            f"SELECT {SESSION_COLUMNS} FROM chat_session"
+            " WHERE id = {} AND user_id = {} AND status = 'active'",
+            principal.subject,
+            user_id,
+        )
+        if row is not None:
+            return row
+    if key is None:
+        return None
+    return await db.fetch_one(
+        f"SELECT {SESSION_COLUMNS} FROM chat_session"
+        " WHERE user_id = {} AND client_session_key = {} AND status = 'active'",
+        user_id,
+        key,
+    )
+
+
+def _with_token(ctx: Services, row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "customerToken": ctx.tokens.customer(serialize.as_uuid(row["id"]))}
 
 
@@ -128,11 +187,15 @@ async def set_status(
 ) -> dict[str, Any]:
     require_admin(principal)
     now = dt.datetime.now(dt.UTC)
+    # Closing retires the widget's key, so a reopened session never collides with a
+    # newer active one created under the same key.
     row = await db.fetch_one(
-        "UPDATE chat_session SET status = {}, updated_at = {} WHERE id = {}"
-        f" RETURNING {SESSION_COLUMNS}",
+        "UPDATE chat_session SET status = {}, updated_at = {},"
+        " client_session_key = CASE WHEN {} = 'closed' THEN NULL ELSE client_session_key END"
+        f" WHERE id = {{}} RETURNING {SESSION_COLUMNS}",
         status,
         now,
+        status,
         session_id,
     )
     if row is None:
