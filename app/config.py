@@ -91,13 +91,20 @@ class Settings:
             values["demo_enabled"] = False
         return cls(**values)
 
+    def secret_problem(self) -> str | None:
+        """Why JWT_SECRET cannot protect tokens, if it cannot (fatal only in production)."""
+        if self.jwt_secret in ("", DEFAULT_JWT_SECRET):
+            return "JWT_SECRET is missing or the default: set a long random secret"
+        if len(self.jwt_secret) < 32:
+            return "JWT_SECRET is shorter than 32 characters"
+        return None
+
     def problems(self) -> list[str]:
         """What makes this configuration unfit to serve; empty when fine."""
         found = []
-        if self.production and self.jwt_secret in ("", DEFAULT_JWT_SECRET):
-            found.append("JWT_SECRET is missing or the default: set a long random secret")
-        elif self.production and len(self.jwt_secret) < 32:
-            found.append("JWT_SECRET is shorter than 32 characters")
+        secret = self.secret_problem()
+        if self.production and secret:
+            found.append(secret)
         if self.production and self.embedded:
             found.append("production needs both DATABASE_URL and REDIS_URL")
         if self.embedded and self.web_concurrency > 1:
@@ -113,3 +120,24 @@ class ConfigError(RuntimeError):
 
 
 SETTINGS = [(f.name.upper(), f.default, f.metadata["doc"]) for f in fields(Settings)]
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, bool):
+        return "`true`" if default else "`false`"
+    return f"`{default}`" if default != "" else "(empty)"
+
+
+def markdown_table() -> str:
+    """The README's configuration table (a test checks the README holds exactly this)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {_shown(default)} | {doc} |" for name, default, doc in SETTINGS]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m app.config --markdown")
+    sys.stdout.write(markdown_table())

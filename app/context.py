@@ -21,12 +21,14 @@ class Services:
     broadcaster: Broadcaster = field(default_factory=NullBroadcaster)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
-        state: State = (
-            RedisState(settings.redis_url, settings.redis_namespace)
-            if settings.redis_url
-            else MemoryState()
-        )
+    def build(cls, settings: Settings, state: State | None = None) -> Services:
+        """`state` overrides the store (the CLI needs no Redis to create an admin)."""
+        if state is None:
+            state = (
+                RedisState(settings.redis_url, settings.redis_namespace)
+                if settings.redis_url
+                else MemoryState()
+            )
         return cls(
             settings=settings,
             tokens=Tokens(settings),
