@@ -34,7 +34,8 @@ def _configure_logging(level: str) -> None:
 
 
 def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+    # Sanic's own JSON (the OpenAPI document keys responses by int status codes).
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_app(settings: object = None) -> Sanic:

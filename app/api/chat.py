@@ -46,9 +46,14 @@ SEQ_MAX = 2**31 - 1
     ok=(200, {"type": "array", "items": MESSAGE}),
     errors=(400, 401, 404, 503),
     secured=True,
-    description="Query: `limit` (1–500, default 100); `after=<seq>` walks forward from a "
-    "position (reconnect catch-up); `before=<seq>` or no cursor walks back from the newest. "
+    description="`after=<seq>` walks forward from a position (reconnect catch-up); "
+    "`before=<seq>` or no cursor walks back from the newest. "
     'A `Link: rel="next"` header names the next page while more remain.',
+    query={
+        "limit": ({"type": "integer", "minimum": 1, "maximum": 500}, "Page size, default 100"),
+        "after": ({"type": "integer", "minimum": 0}, "Messages with a greater `seq`"),
+        "before": ({"type": "integer", "minimum": 0}, "Messages with a smaller `seq`"),
+    },
 )
 async def history(request: Request, session_id: str) -> HTTPResponse:
     principal = principal_of(request)

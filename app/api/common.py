@@ -9,6 +9,7 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 from sanic_ext.extensions.openapi import openapi
+from sanic_ext.extensions.openapi.types import Schema
 
 from app.auth import Principal
 from app.context import Services
@@ -91,11 +92,15 @@ def documented(
     errors: tuple[int, ...] = (),
     secured: bool = False,
     description: str | None = None,
+    query: dict[str, tuple[dict[str, Any], str]] | None = None,
 ) -> Callable[[F], F]:
-    """OpenAPI for one route: summary, body schema, success and every error it may answer."""
+    """OpenAPI for one route: summary, body schema, query parameters, success and every
+    error it may answer (`query` maps a name to its schema and description)."""
 
     def apply(func: F) -> F:
         out: Any = func
+        for name, (schema, text) in (query or {}).items():
+            out = openapi.parameter(name, Schema(**schema), "query", description=text)(out)
         for status in errors:
             out = openapi.response(status, {"application/json": ERROR_SCHEMA}, ERROR_TEXT[status])(
                 out

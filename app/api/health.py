@@ -6,6 +6,7 @@ import asyncio
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
+from sanic_ext.extensions.openapi import openapi
 
 from app import db
 from app.api.common import documented, json, obj, services
@@ -40,6 +41,7 @@ async def _check(probe: object) -> str:
     ok=(200, READY),
     description="503 with the same body when either is down; `checks` says which.",
 )
+@openapi.response(503, {"application/json": READY}, "PostgreSQL or Redis is down")
 async def ready(request: Request) -> HTTPResponse:
     ctx = services(request)
     database, redis = await asyncio.gather(_check(db.ping()), _check(ctx.state.ping()))

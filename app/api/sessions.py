@@ -35,8 +35,12 @@ bp = Blueprint("sessions", url_prefix="/api/sessions")
     ok=(200, {"type": "array", "items": SESSION}),
     errors=(400, 401, 403, 503),
     secured=True,
-    description="Query: `status` (active|closed), `limit` (1–100, default 50), `before` "
-    '(an item\'s `cursor`). A `Link: rel="next"` header names the next page.',
+    description='A `Link: rel="next"` header names the next page while more remain.',
+    query={
+        "status": ({"type": "string", "enum": list(sessions.STATUSES)}, "Only this status"),
+        "limit": ({"type": "integer", "minimum": 1, "maximum": 100}, "Page size, default 50"),
+        "before": ({"type": "string"}, "An item's `cursor`: the page after it"),
+    },
 )
 async def list_sessions(request: Request) -> HTTPResponse:
     principal = principal_of(request)

@@ -12,6 +12,7 @@ from typing import Any
 
 import socketio
 from sanic import Sanic
+from sanic_ext.extensions.openapi import openapi
 
 from app.config import Settings
 from app.realtime.affinity import AffinitySocketIO, Relay
@@ -57,6 +58,10 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
 
 def mount(app: Sanic, sio: socketio.AsyncServer) -> None:
     sio.attach(app, socketio_path=PATH)
+    # Engine.IO's endpoint is a protocol, not a REST route: the README documents it.
+    for route in app.router.routes:
+        if route.path.strip("/").startswith(PATH.strip("/")):
+            openapi.exclude()(route.handler)
 
 
 def relay_for(sio: socketio.AsyncServer, settings: Settings) -> Relay | None:
