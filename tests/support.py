@@ -191,3 +191,17 @@ class Factory:
         )
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
+
+
+ISO_MS_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
+
+
+def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The one error shape: JSON `{error, code, details?}` with a human message."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["code"] == code, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert set(body) <= {"error", "code", "details"}
+    return dict(body)

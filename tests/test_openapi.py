@@ -1,0 +1,73 @@
+"""OpenAPI at /docs documents every route of the contract, with its body, query and errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# (method, path) → (needs a body, query parameters, error statuses it must document)
+CONTRACT: dict[tuple[str, str], tuple[bool, set[str], set[int]]] = {
+    ("post", "/api/auth/register"): (True, set(), {400, 401, 403, 409, 413, 429, 503}),
+    ("post", "/api/auth/login"): (True, set(), {400, 401, 413, 429, 503}),
+    ("get", "/api/auth/me"): (False, set(), {401, 403, 503}),
+    ("get", "/api/sessions"): (False, {"status", "limit", "before"}, {400, 401, 403, 503}),
+    ("post", "/api/sessions"): (True, set(), {400, 413, 429, 503}),
+    ("get", "/api/sessions/{session_id}"): (False, set(), {401, 404, 503}),
+    ("patch", "/api/sessions/{session_id}/status"): (True, set(), {400, 401, 403, 404, 503}),
+    ("get", "/api/chat/messages/{session_id}"): (
+        False,
+        {"limit", "before", "after"},
+        {400, 401, 404, 503},
+    ),
+    ("post", "/api/chat/messages"): (True, set(), {400, 401, 403, 404, 409, 413, 429, 503}),
+    ("patch", "/api/chat/messages/{message_id}/read"): (False, set(), {401, 403, 404, 503}),
+    ("get", "/health"): (False, set(), set()),
+    ("get", "/health/ready"): (False, set(), {503}),
+}
+
+
+@pytest.fixture
+async def spec(api) -> dict[str, Any]:
+    r = await api.get("/docs/openapi.json")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_the_spec_lists_exactly_the_contract_routes(spec):
+    listed = {(m, p) for p, ops in spec["paths"].items() for m in ops}
+    assert listed == set(CONTRACT)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(CONTRACT))
+async def test_each_route_documents_its_body_query_and_errors(spec, method, path):
+    needs_body, query, errors = CONTRACT[(method, path)]
+    op = spec["paths"][path][method]
+    assert op["summary"] and op["tags"]
+    if needs_body:
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["type"] == "object" and schema["required"]
+    else:
+        assert "requestBody" not in op
+    documented_query = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    assert documented_query == query
+    statuses = {int(s) for s in op["responses"]}
+    assert errors <= statuses
+    assert any(200 <= s < 300 for s in statuses)
+    for status in errors - {503} if path == "/health/ready" else errors:
+        schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
+        assert schema["required"] == ["error", "code"]
+
+
+async def test_protected_routes_declare_the_bearer_token(spec):
+    scheme = spec["components"]["securitySchemes"]["token"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    for (method, path), (_, _, errors) in CONTRACT.items():
+        if 401 in errors and path != "/api/auth/register" and path != "/api/auth/login":
+            assert {"token": []} in spec["paths"][path][method].get("security", []), path
+
+
+async def test_the_docs_page_is_served(api):
+    r = await api.get("/docs")
+    assert r.status_code == 200
+    assert "text/html" in r.headers["content-type"]
