@@ -6,6 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
 from app import db, serialize
 from app.auth import Principal, require_admin
 from app.context import Services
@@ -30,7 +32,7 @@ async def register(
     await _check_may_register(ctx, principal)
     hashed = await ctx.passwords.hash(password)
     now = dt.datetime.now(dt.UTC)
-    async with db.engine().transaction():
+    async with _serialised():
         if db.is_postgres():
             # Serialise registrations so two racing "first admins" cannot both pass.
             await db.fetch("SELECT pg_advisory_xact_lock(4242) AS locked")
@@ -49,6 +51,16 @@ async def register(
         )
     assert row is not None
     return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
+
+
+def _serialised() -> Any:
+    """A transaction that registrations take one at a time. SQLite's default (deferred)
+    one would read first and fail "database is locked" on upgrading to write; IMMEDIATE
+    takes the write lock at BEGIN, so racers wait their turn (PostgreSQL: advisory lock)."""
+    engine = db.engine()
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
 
 
 async def _check_may_register(ctx: Services, principal: Principal | None) -> None:

@@ -1,0 +1,167 @@
+"""Embedded mode, what `bash scripts/serve.sh` gives a new user: no DATABASE_URL and no
+REDIS_URL, so a SQLite file, in-process Socket.IO and an in-memory TTL store, one worker.
+A smoke suite: the PostgreSQL + Redis path is what the rest of the tests pin in full."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.sockets import Client
+from tests.support import Factory, LiveServer, bearer
+
+
+@pytest.fixture(autouse=True)
+def clean() -> None:
+    """Overrides the shared PostgreSQL/Redis cleanup: these tests touch neither."""
+
+
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedded") / "helpline.sqlite3"
+
+
+@pytest.fixture(scope="module")
+def embedded(sqlite_file: Path) -> Iterator[LiveServer]:
+    # Empty, not absent: a developer's .env must not switch the server to PostgreSQL.
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(sqlite_file)}
+    live = LiveServer("embedded", env)
+    live.log_path.unlink(missing_ok=True)
+    live.start(timeout=60)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+async def api(embedded: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=embedded.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def make(api: httpx.AsyncClient) -> Factory:
+    return Factory(api)
+
+
+@pytest.fixture(scope="module")
+async def admin_token(embedded: LiveServer) -> str:
+    """The desk's first admin (the file is shared by the module's tests)."""
+    async with httpx.AsyncClient(base_url=embedded.url, timeout=10) as client:
+        return await Factory(client).admin_token()
+
+
+async def connected(url: str, token: str, transports: list[str] | None = None) -> Client:
+    return await Client(url, token, transports).connect()
+
+
+def test_server_says_it_is_embedded_and_migrates_its_file(embedded, sqlite_file):
+    assert "embedded mode: single worker, not for production" in embedded.log_path.read_text()
+    assert sqlite_file.exists()
+
+
+async def test_readiness_reports_the_sqlite_database(api):
+    r = await api.get("/health/ready")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": "embedded"}}
+
+
+async def test_register_session_and_chat_over_sockets(api, embedded, admin_token, make):
+    session = await make.session(userName="Ada")
+    sid = session["id"]
+    agent = await connected(embedded.url, admin_token)
+    customer = await connected(embedded.url, session["customerToken"], ["polling", "websocket"])
+    try:
+        assert (await agent.call("join_session", {"sessionId": sid, "after": 0}))["ok"]
+        joined = await customer.call("join_session", sid)
+        assert joined["ok"] and joined["customerOnline"]
+
+        sent = await customer.call("send_message", {"sessionId": sid, "content": "hello?"})
+        assert sent["ok"] and sent["message"]["seq"] == 1
+        got = await agent.wait_for("new_message", lambda m: m["content"] == "hello?")
+        assert got["senderType"] == "user"
+
+        await customer.call("typing", {"sessionId": sid, "isTyping": True})
+        typing = await agent.wait_for("user_typing", lambda e: e["isTyping"])
+        assert typing == {"sessionId": sid, "userType": "user", "isTyping": True}
+
+        reply = await agent.call("send_message", {"sessionId": sid, "content": "hi Ada"})
+        await customer.wait_for("new_message", lambda m: m["content"] == "hi Ada")
+        read = await customer.call("mark_read", {"messageId": reply["message"]["id"]})
+        assert read["ok"] and read["message"]["isRead"]
+        await agent.wait_for("message_read", lambda m: m["id"] == reply["message"]["id"])
+    finally:
+        await agent.close()
+        await customer.close()
+
+    r = await api.get(f"/api/chat/messages/{sid}", headers=bearer(admin_token))
+    assert [m["content"] for m in r.json()] == ["hello?", "hi Ada"]
+
+
+async def test_reconnect_replays_exactly_what_was_missed(embedded, admin_token, make):
+    session = await make.session()
+    sid = session["id"]
+    for text in ("one", "two", "three"):
+        await make.message(admin_token, sid, text)
+    customer = await connected(embedded.url, session["customerToken"])
+    try:
+        joined = await customer.call("join_session", {"sessionId": sid, "after": 1})
+    finally:
+        await customer.close()
+    assert [m["content"] for m in joined["messages"]] == ["two", "three"]
+
+
+async def test_typing_stops_by_itself_after_its_ttl(embedded, admin_token, make):
+    session = await make.session()
+    sid = session["id"]
+    agent = await connected(embedded.url, admin_token)
+    customer = await connected(embedded.url, session["customerToken"])
+    try:
+        await agent.call("join_session", sid)
+        await customer.call("typing", {"sessionId": sid, "isTyping": True})
+        await agent.wait_for("user_typing", lambda e: e["isTyping"])
+        # The customer goes silent without saying it stopped: the in-memory TTL ends it.
+        stopped = await agent.wait_for("user_typing", lambda e: not e["isTyping"], within=15)
+        assert stopped["userType"] == "user"
+    finally:
+        await agent.close()
+        await customer.close()
+
+
+async def test_concurrent_sends_to_one_session_take_distinct_positions(api, admin_token, make):
+    session = await make.session()
+    posts = [
+        api.post(
+            "/api/chat/messages",
+            json={"sessionId": session["id"], "content": f"m{i}"},
+            headers=bearer(admin_token),
+        )
+        for i in range(20)
+    ]
+    answers = await asyncio.gather(*posts)
+    assert [r.status_code for r in answers] == [201] * 20
+    assert sorted(r.json()["seq"] for r in answers) == list(range(1, 21))
+
+
+async def test_racing_first_registrations_let_exactly_one_through(tmp_path):
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(tmp_path / "race.sqlite3")}
+    live = LiveServer("embedded-race", env)
+    live.start(timeout=60)
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+            bodies = [
+                {"email": f"first-{uuid.uuid4().hex[:6]}@example.com", "password": "x" * 12}
+                for _ in range(6)
+            ]
+            answers = await asyncio.gather(
+                *(client.post("/api/auth/register", json=b) for b in bodies)
+            )
+    finally:
+        live.stop()
+    assert sorted(r.status_code for r in answers) == [201] + [403] * 5
