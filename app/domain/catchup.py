@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from app.auth import Principal, require_session_access
 from app.context import Services
 from app.domain import messages, presence
 
 CATCHUP_LIMIT = 500
+
+log = logging.getLogger(__name__)
 
 
 async def join(
@@ -26,10 +31,18 @@ async def join(
         missed, more = await messages.history(
             ctx, principal, session_id, limit=CATCHUP_LIMIT, after=after
         )
+    try:
+        typing = await presence.typing_now(ctx, session_id)
+        online = await presence.is_online(ctx, session_id)
+    except (RedisError, OSError) as exc:
+        # The history is what a reconnecting client cannot do without; live state is
+        # best effort, like the rate limits, while Redis is away.
+        log.warning("join without live state, state store unavailable: %r", exc)
+        typing, online = dict.fromkeys(presence.SIDES, False), False
     return {
         "sessionId": str(session_id),
         "messages": missed,
         "hasMore": more is not None,
-        "typing": await presence.typing_now(ctx, session_id),
-        "customerOnline": await presence.is_online(ctx, session_id),
+        "typing": typing,
+        "customerOnline": online,
     }
