@@ -1,0 +1,356 @@
+"""The messaging scenario: customers and agents on different workers, a fixed total send
+rate per phase, every message stamped with its send time.
+
+The generator runs in `processes` OS processes (one Python process cannot parse thousands
+of frames a second and keep its send schedule). Each holds a slice of the customers and
+agents, sends its share of the rate open-loop (the schedule does not wait for acks) and
+records, for every `new_message` that reaches the other side, the latency since the send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import httpx
+import psutil
+
+from bench import stats
+from bench.sio import SioClient, connect_on
+
+PASSWORD = "bench password 1234"
+DRAIN_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    rate: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    customers: int
+    agents: int
+    phases: tuple[Phase, ...]
+    processes: int = 2
+    customer_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What one generator process drives."""
+
+    index: int
+    url: str
+    agent_tokens: list[str]
+    customers: list[tuple[int, str, str]]  # (session index, session id, token)
+    session_ids: list[str]
+    agents_worker: str
+    multi_worker: bool
+    phases: tuple[Phase, ...]
+    rate_share: float
+    customer_share: float
+
+
+async def setup_people(url: str, customers: int, agents: int) -> tuple[list[str], list[Any]]:
+    """Agents (admins) and customer sessions through the public API."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as api:
+        tokens: list[str] = []
+        for i in range(agents):
+            headers = {"Authorization": f"Bearer {tokens[0]}"} if tokens else {}
+            r = await api.post(
+                "/api/auth/register",
+                json={"email": f"agent{i}@bench.example", "password": PASSWORD},
+                headers=headers,
+            )
+            r.raise_for_status()
+            tokens.append(r.json()["token"])
+        gate = asyncio.Semaphore(16)
+
+        async def one(i: int) -> Any:
+            async with gate:
+                r = await api.post("/api/sessions", json={"userId": f"bench-user-{i}"})
+                r.raise_for_status()
+                return r.json()
+
+        sessions = await asyncio.gather(*(one(i) for i in range(customers)))
+    return tokens, sessions
+
+
+async def find_workers(url: str, token: str, expected: int) -> list[str]:
+    """The worker ids behind `url`, learnt from where probe connections land."""
+    seen: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(60 * expected):
+            client = SioClient(http, url, token)
+            await client.connect()
+            await client.close()
+            if client.worker not in seen:
+                seen.append(client.worker)
+            if len(seen) >= expected:
+                break
+    return seen
+
+
+class Meter(Protocol):
+    def cpu_seconds(self) -> float: ...
+
+    def rss_per_worker(self) -> list[int]: ...
+
+
+def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
+    """Drive `plan` against the server at `url`: figures per phase."""
+    tokens, sessions = asyncio.run(setup_people(url, plan.customers, plan.agents))
+    worker_ids = asyncio.run(find_workers(url, tokens[0], workers))
+    session_ids = [s["id"] for s in sessions]
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(plan.processes + 1)
+    queue = ctx.Queue()
+    procs = []
+    for p in range(plan.processes):
+        part = Slice(
+            index=p,
+            url=url,
+            agent_tokens=tokens[p :: plan.processes],
+            customers=[
+                (i, s["id"], s["customerToken"])
+                for i, s in enumerate(sessions)
+                if i % plan.processes == p
+            ],
+            session_ids=session_ids,
+            agents_worker=worker_ids[0],
+            multi_worker=len(worker_ids) > 1,
+            phases=plan.phases,
+            rate_share=1 / plan.processes,
+            customer_share=plan.customer_share,
+        )
+        proc = ctx.Process(target=_process_main, args=(part, barrier, queue), daemon=True)
+        proc.start()
+        procs.append(proc)
+    generators = [psutil.Process(proc.pid) for proc in procs]
+    meters: list[dict[str, Any]] = []
+    try:
+        for _ in plan.phases:
+            barrier.wait()
+            cpu0, gen0 = meter.cpu_seconds(), _cpu(generators)
+            barrier.wait()
+            meters.append(
+                {
+                    "server_cpu_s": meter.cpu_seconds() - cpu0,
+                    "generator_cpu_s": _cpu(generators) - gen0,
+                    "rss_per_worker_mb": [round(r / 2**20, 1) for r in meter.rss_per_worker()],
+                }
+            )
+    except threading.BrokenBarrierError:
+        pass
+    outs = [queue.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+    fatal = [o["fatal"] for o in outs if "fatal" in o]
+    if fatal:
+        raise RuntimeError(f"load generator failed: {fatal}")
+    agents = [f"a{o['index']}.{n}" for o in outs for n in range(o["agents"])]
+    phases = []
+    for no, phase in enumerate(plan.phases):
+        figures = summarise(no, phase, outs, agents)
+        figures.update(meters[no])
+        delivered = figures["messages_acked"]
+        figures["server_cpu_s_per_1000_msgs"] = (
+            round(figures["server_cpu_s"] / delivered * 1000, 3) if delivered else None
+        )
+        phases.append(figures)
+    return {
+        "customers": sum(o["customers"] for o in outs),
+        "agents": len(agents),
+        "generator_processes": plan.processes,
+        "workers": worker_ids,
+        "connect_errors": [e for o in outs for e in o["connect_errors"]][:10],
+        "connect_error_count": sum(len(o["connect_errors"]) for o in outs),
+        "phases": phases,
+    }
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def summarise(
+    no: int, phase: Phase, outs: list[dict[str, Any]], agents: list[str]
+) -> dict[str, Any]:
+    """Offered and delivered rates, latencies, errors, lost and duplicated deliveries."""
+    prefix = f"p{no}."
+    sends = [s for o in outs for s in o["sends"] if s[0].startswith(prefix)]
+    got: dict[tuple[str, str], int] = {}
+    latencies = []
+    for o in outs:
+        for msg_id, receiver, latency in o["receipts"]:
+            if msg_id.startswith(prefix):
+                got[(msg_id, receiver)] = got.get((msg_id, receiver), 0) + 1
+                latencies.append(latency)
+    acked = [s for s in sends if s[5] is None]
+    errors = [s[5] for s in sends if s[5] is not None]
+    lost = 0
+    complete = 0
+    for msg_id, kind, idx, *_ in acked:
+        expected = agents if kind == "u" else [f"c{idx}"]
+        missing = sum(1 for r in expected if (msg_id, r) not in got)
+        lost += missing
+        complete += missing == 0
+    windows = [o["windows"][no] for o in outs if len(o["windows"]) > no]
+    seconds = max(e for _, e in windows) - min(s for s, _ in windows) if windows else phase.seconds
+    return {
+        "target_rate": phase.rate,
+        "seconds": round(seconds, 2),
+        "offered_msgs_per_s": round(len(sends) / seconds, 1),
+        "delivered_msgs_per_s": round(complete / seconds, 1),
+        "messages_sent": len(sends),
+        "messages_acked": len(acked),
+        "deliveries": len(latencies),
+        "errors": len(errors),
+        "error_samples": sorted(set(errors))[:5],
+        "lost": lost,
+        "duplicated": sum(n - 1 for n in got.values() if n > 1),
+        "e2e_ms": stats.summary(latencies),
+        "ack_ms": stats.summary([s[4] for s in acked if s[4] is not None]),
+    }
+
+
+def _process_main(part: Slice, barrier: Any, results: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    stats.raise_nofile()
+    try:
+        out = asyncio.run(_drive(part, barrier))
+    except BaseException as exc:
+        barrier.abort()
+        out = {"index": part.index, "fatal": repr(exc)}
+    results.put(out)
+
+
+async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
+    receipts: list[tuple[str, str, float]] = []  # (message id, receiver, latency s)
+    sends: list[tuple[str, str, int, float, float | None, str | None]] = []
+    connect_errors: list[str] = []
+
+    def listener_for(receiver: str, side: str) -> Any:
+        def on(event: str, data: Any) -> None:
+            if event != "new_message" or data.get("senderType") == side:
+                return
+            msg_id, _, sent_at = str(data.get("content", "")).partition(" ")
+            receipts.append((msg_id, receiver, time.time() - float(sent_at)))
+
+        return on
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        agents: list[SioClient] = []
+        customers: list[tuple[int, str, SioClient]] = []
+
+        def on_agents_worker(w: str) -> bool:
+            return w == part.agents_worker
+
+        def off_agents_worker(w: str) -> bool:
+            return not part.multi_worker or w != part.agents_worker
+
+        for n, token in enumerate(part.agent_tokens):
+            try:
+                client = await connect_on(http, part.url, token, on_agents_worker)
+                client.listener = listener_for(f"a{part.index}.{n}", "admin")
+                agents.append(client)
+            except Exception as exc:
+                connect_errors.append(repr(exc))
+        gate = asyncio.Semaphore(50)
+
+        async def join(i: int, sid: str, token: str) -> None:
+            async with gate:
+                try:
+                    client = await connect_on(http, part.url, token, off_agents_worker)
+                    client.listener = listener_for(f"c{i}", "user")
+                    ack = await client.emit("join_session", sid)
+                    if not ack.get("ok"):
+                        raise RuntimeError(str(ack))
+                    customers.append((i, sid, client))
+                except Exception as exc:
+                    connect_errors.append(repr(exc))
+
+        await asyncio.gather(*(join(i, sid, tok) for i, sid, tok in part.customers))
+        pending: set[asyncio.Task[None]] = set()
+
+        async def send(msg_id: str, kind: str, idx: int, sid: str, client: SioClient) -> None:
+            sent_at = time.time()
+            content = f"{msg_id} {sent_at:.6f}"
+            payload = {"sessionId": sid, "content": content, "clientMessageId": msg_id}
+            try:
+                ack = await client.emit("send_message", payload)
+                if ack.get("ok"):
+                    sends.append((msg_id, kind, idx, sent_at, time.time() - sent_at, None))
+                else:
+                    sends.append((msg_id, kind, idx, sent_at, None, str(ack.get("error"))))
+            except Exception as exc:
+                sends.append((msg_id, kind, idx, sent_at, None, repr(exc)))
+
+        rng = random.Random(part.index)
+        phase_windows = []
+        for phase_no, phase in enumerate(part.phases):
+            await asyncio.to_thread(barrier.wait)
+            interval = 1 / (phase.rate * part.rate_share)
+            start = time.monotonic()
+            t_start = time.time()
+            n = 0
+            while True:
+                due = start + n * interval
+                if due - start >= phase.seconds:
+                    break
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                msg_id = f"p{phase_no}.{part.index}.{n}.{uuid.uuid4().hex[:6]}"
+                if customers and (not agents or rng.random() < part.customer_share):
+                    idx, sid, client = rng.choice(customers)
+                    task = asyncio.create_task(send(msg_id, "u", idx, sid, client))
+                else:
+                    idx = rng.randrange(len(part.session_ids))
+                    client = rng.choice(agents)
+                    task = asyncio.create_task(
+                        send(msg_id, "a", idx, part.session_ids[idx], client)
+                    )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                n += 1
+            t_end = time.time()
+            if pending:
+                await asyncio.wait(list(pending), timeout=30)
+            await asyncio.sleep(DRAIN_SECONDS)
+            phase_windows.append((t_start, t_end))
+            await asyncio.to_thread(barrier.wait)
+        for client in agents:
+            await client.close()
+        for _, _, client in customers:
+            await client.close()
+    return {
+        "index": part.index,
+        "agents": len(agents),
+        "customers": len(customers),
+        "connect_errors": connect_errors,
+        "sends": sends,
+        "receipts": receipts,
+        "windows": phase_windows,
+    }
