@@ -10,7 +10,7 @@ import orjson
 from sanic import Sanic
 
 from app import db
-from app.api import auth, chat, errors, health, sessions
+from app.api import auth, chat, demo, errors, health, sessions
 from app.config import ConfigError, Settings
 from app.context import Services
 from app.realtime.handlers import Realtime
@@ -74,6 +74,8 @@ def create_app(settings: object = None) -> Sanic:
 
     for bp in (auth.bp, sessions.bp, chat.bp, health.bp):
         app.blueprint(bp)
+    if settings.demo_enabled:
+        demo.install(app)
     errors.install(app)
 
     sio = create_server(settings)

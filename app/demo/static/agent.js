@@ -1,0 +1,237 @@
+// The agent inbox: log in (or create the desk's first admin), see every conversation
+// live, answer one, and rejoin it after a reconnect from the last seq seen.
+import { $, Thread, api, call, h, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
+
+const saved = stored("helpline.demo.agent");
+const thread = new Thread($("#thread"), "admin");
+const sessions = new Map(); // id -> session as the inbox shows it
+let socket = null;
+let current = null; // id of the open conversation
+
+const nameOf = (s) => s.userName || s.userId;
+
+function note(text) {
+  $("#note").textContent = text;
+}
+
+function renderInbox() {
+  const list = [...sessions.values()].sort((a, b) => b.lastActivityAt.localeCompare(a.lastActivityAt));
+  $("#inbox-empty").hidden = list.length > 0;
+  $("#sessions").replaceChildren(
+    ...list.map((s) =>
+      h(
+        "li",
+        { class: `session${s.id === current ? " current" : ""}${s.status === "closed" ? " closed" : ""}`, dataId: s.id },
+        h("button", { type: "button", onclick: () => open(s.id) },
+          h("span", { class: "row" },
+            h("span", { class: "presence", dataOnline: String(Boolean(s.online)) }),
+            h("strong", { class: "name" }, nameOf(s)),
+            s.unreadCount ? h("span", { class: "unread" }, s.unreadCount) : null,
+          ),
+          h("span", { class: "preview" }, s.typing ? "typing…" : s.lastMessage?.content ?? "No messages yet"),
+        ),
+      ),
+    ),
+  );
+}
+
+async function loadInbox(token) {
+  const list = await api("/api/sessions?limit=50", { token });
+  for (const s of list) sessions.set(s.id, { ...sessions.get(s.id), ...s });
+  renderInbox();
+}
+
+async function markRead() {
+  if (document.hidden || !socket?.connected || !current) return;
+  for (const message of thread.unreadFromOthers()) {
+    const ack = await call(socket, "mark_read", { messageId: message.id });
+    if (ack.ok) thread.update(ack.message);
+  }
+  const s = sessions.get(current);
+  if (s && s.unreadCount) {
+    s.unreadCount = 0;
+    renderInbox();
+  }
+}
+
+function showConversation(s) {
+  $("#pick").hidden = true;
+  $("#open").hidden = false;
+  $("#conv-name").textContent = nameOf(s);
+  $("#conv-online").dataset.online = String(Boolean(s.online));
+  $("#conv-online").textContent = s.online ? "online" : "offline";
+  $("#conv-meta").textContent = [s.userEmail, s.status === "closed" ? "closed" : null].filter(Boolean).join(" · ");
+  const closed = s.status === "closed";
+  $("#text").disabled = closed;
+  $("#composer button").disabled = closed;
+  $("#close").hidden = closed;
+}
+
+async function join(sessionId) {
+  const ack = await call(socket, "join_session", { sessionId, after: thread.lastSeq });
+  if (!ack.ok) return note(ack.error.message);
+  ack.messages.forEach((m) => thread.add(m));
+  const s = sessions.get(sessionId);
+  if (s) {
+    s.online = ack.customerOnline;
+    s.typing = ack.typing.user;
+    showConversation(s);
+    renderInbox();
+  }
+  $("#typing").hidden = !ack.typing.user;
+  if (ack.hasMore) note("Older messages are available through the REST history.");
+  markRead();
+}
+
+async function open(sessionId) {
+  if (current === sessionId) return;
+  if (current) call(socket, "leave_session", current);
+  current = sessionId;
+  thread.clear();
+  note("");
+  $("#typing").hidden = true;
+  renderInbox();
+  await join(sessionId);
+  $("#text").focus();
+}
+
+function onMessage(message) {
+  const s = sessions.get(message.sessionId);
+  if (s) {
+    s.lastMessage = message;
+    s.lastActivityAt = message.createdAt;
+    if (message.senderType === "user") s.typing = false;
+    if (message.senderType === "user" && message.sessionId !== current) s.unreadCount = (s.unreadCount ?? 0) + 1;
+  }
+  if (message.sessionId === current) {
+    thread.add(message);
+    if (message.senderType === "user") $("#typing").hidden = true;
+    markRead();
+  }
+  renderInbox();
+}
+
+function connect(auth) {
+  $("#login").hidden = true;
+  $("#desk").hidden = false;
+  $("#logout").hidden = false;
+  $("#who").textContent = `${auth.admin.fullName || auth.admin.email} · agent console`;
+  socket = io({ auth: { token: auth.token } });
+  showConnection(socket, $("#status"));
+
+  socket.on("connect", async () => {
+    // After a reconnect: refresh the inbox, and catch the open thread up from its last seq.
+    await loadInbox(auth.token).catch((err) => note(err.message));
+    if (current) await join(current);
+  });
+  socket.on("connect_error", (err) => {
+    if (["Invalid token", "Token has expired"].includes(err.message)) logout(err.message);
+  });
+  socket.on("session_created", (s) => {
+    sessions.set(s.id, { ...s, unreadCount: 0, lastMessage: null });
+    renderInbox();
+  });
+  socket.on("session_updated", (s) => {
+    sessions.set(s.id, { ...sessions.get(s.id), ...s });
+    if (s.id === current) showConversation(sessions.get(s.id));
+    renderInbox();
+  });
+  socket.on("new_message", onMessage);
+  socket.on("message_read", (message) => {
+    if (message.sessionId === current) thread.update(message);
+  });
+  socket.on("customer_presence", ({ sessionId, online }) => {
+    const s = sessions.get(sessionId);
+    if (!s) return;
+    s.online = online;
+    if (sessionId === current) showConversation(s);
+    renderInbox();
+  });
+  socket.on("user_typing", ({ sessionId, userType, isTyping }) => {
+    if (userType !== "user") return;
+    const s = sessions.get(sessionId);
+    if (s) s.typing = isTyping;
+    if (sessionId === current) $("#typing").hidden = !isTyping;
+    renderInbox();
+  });
+  socket.on("error", (event) => note(event.message));
+}
+
+function logout(message = "") {
+  socket?.disconnect();
+  socket = null;
+  saved.clear();
+  sessions.clear();
+  current = null;
+  thread.clear();
+  $("#desk").hidden = true;
+  $("#login").hidden = false;
+  $("#logout").hidden = true;
+  $("#open").hidden = true;
+  $("#pick").hidden = false;
+  $("#who").textContent = "Agent console";
+  $("#status").dataset.state = "idle";
+  $("#status").textContent = "not connected";
+  $("#login-error").textContent = message;
+}
+
+async function authenticate(path, body) {
+  $("#login-error").textContent = "";
+  try {
+    const auth = await api(path, { method: "POST", body });
+    saved.set(auth);
+    connect(auth);
+  } catch (err) {
+    $("#login-error").textContent =
+      err.code === "registration_closed" ? "This desk has an admin already: log in instead." : err.message;
+  }
+}
+
+const credentials = () => ({ email: $("#email").value.trim(), password: $("#password").value });
+
+$("#login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  authenticate("/api/auth/login", credentials());
+});
+$("#do-register").addEventListener("click", () => {
+  if (!$("#login").reportValidity()) return;
+  const fullName = $("#full-name").value.trim();
+  authenticate("/api/auth/register", { ...credentials(), fullName: fullName || undefined });
+});
+$("#logout").addEventListener("click", () => logout());
+
+const typing = typingNotifier((isTyping) => {
+  if (socket?.connected && current) socket.emit("typing", { sessionId: current, isTyping });
+});
+$("#text").addEventListener("input", () => ($("#text").value ? typing.input() : typing.stop()));
+
+$("#composer").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const content = $("#text").value.trim();
+  if (!content || !current) return;
+  typing.stop();
+  $("#text").value = "";
+  const ack = await call(socket, "send_message", { sessionId: current, content, clientMessageId: newId() });
+  if (ack.ok) onMessage(ack.message);
+  else {
+    $("#text").value = content;
+    note(ack.error.message);
+  }
+});
+
+$("#close").addEventListener("click", async () => {
+  const auth = saved.get();
+  if (!current || !auth) return;
+  try {
+    const s = await api(`/api/sessions/${current}/status`, { method: "PATCH", body: { status: "closed" }, token: auth.token });
+    sessions.set(s.id, { ...sessions.get(s.id), ...s });
+    showConversation(sessions.get(s.id));
+    renderInbox();
+  } catch (err) {
+    note(err.message);
+  }
+});
+document.addEventListener("visibilitychange", markRead);
+
+const auth = saved.get();
+if (auth?.token) connect(auth);

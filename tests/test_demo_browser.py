@@ -1,0 +1,93 @@
+"""The demo console: served by the server itself (socket.io-client from npm, no CDN), off
+in production unless asked for, and working end to end in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import ARTIFACTS, PASSWORD, ROOT, LiveServer
+
+SCRIPT = ROOT / "tests" / "js" / "demo.mjs"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CLIENT_JS = ROOT / "app" / "demo" / "node_modules" / "socket.io-client" / "dist"
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """What a new user runs: no DATABASE_URL/REDIS_URL, so the desk starts empty."""
+    path = tmp_path_factory.mktemp("demo") / "helpline.sqlite3"
+    live = LiveServer("demo", {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(path)})
+    live.start(timeout=60)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_demo_pages_and_the_npm_socketio_client_are_served(embedded):
+    for path in ("/demo", "/demo/customer", "/demo/agent"):
+        r = httpx.get(embedded.url + path)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert "cdn" not in r.text.lower()
+    r = httpx.get(f"{embedded.url}/demo/socket.io.min.js")
+    assert r.status_code == 200
+    assert r.content == (CLIENT_JS / "socket.io.min.js").read_bytes()
+
+
+def test_demo_serves_only_its_own_files(embedded):
+    for path in ("/demo/static/../package.json", "/demo/static/%2e%2e%2fpackage.json"):
+        assert httpx.get(embedded.url + path).status_code == 404
+
+
+def test_demo_is_off_in_production_unless_enabled(database_url, redis_url):
+    env = {"ENV": "production", "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    live = LiveServer("demo-production", env)
+    live.start()
+    try:
+        assert httpx.get(f"{live.url}/demo").status_code == 404
+    finally:
+        live.stop()
+    with LiveServer.running(
+        "demo-production", database_url, redis_url, ENV="production", DEMO_ENABLED="true"
+    ) as enabled:
+        assert httpx.get(f"{enabled.url}/demo").status_code == 200
+
+
+def test_customer_and_agent_chat_in_a_real_browser(embedded):
+    if not Path(CHROMIUM).exists() or shutil.which("node") is None:
+        pytest.fail(f"needs node and Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    if not (ROOT / "tests" / "js" / "node_modules" / "playwright-core").exists():
+        pytest.fail("playwright-core is not installed: run `npm ci --prefix tests/js`")
+    scenario = {
+        "url": embedded.url,
+        "artifacts": str(ARTIFACTS),
+        "email": "agent@example.com",
+        "password": PASSWORD,
+        "chromium": CHROMIUM,
+    }
+    for side in ("customer", "agent", "console"):
+        (ARTIFACTS / f"demo-{side}.png").unlink(missing_ok=True)
+    out = subprocess.run(
+        ["node", str(SCRIPT)],
+        cwd=SCRIPT.parent,
+        env={**os.environ, "SCENARIO": json.dumps(scenario)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = out.stdout.strip().splitlines()
+    assert lines, f"node printed nothing; stderr: {out.stderr}"
+    result = json.loads(lines[-1])
+    assert out.returncode == 0 and result["ok"], result
+    assert result["agentSawTyping"] and result["customerSawTyping"]
+    for side in ("customer", "agent", "console"):
+        assert (ARTIFACTS / f"demo-{side}.png").stat().st_size > 0
