@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 if [ -f tests/js/package.json ]; then
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 fi
+npm ci --prefix app/demo --no-audit --no-fund --loglevel=error >/dev/null
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
