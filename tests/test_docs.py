@@ -1,0 +1,31 @@
+"""The README stays true to the code it documents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from app.config import SETTINGS, markdown_table
+from tests.support import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_holds_exactly_the_generated_configuration_table():
+    assert markdown_table() in README
+
+
+def test_readme_table_lists_every_setting_once():
+    for name, _, _ in SETTINGS:
+        assert README.count(f"| `{name}` |") == 1, name
+
+
+def test_config_module_prints_the_table():
+    out = subprocess.run(
+        [sys.executable, "-m", "app.config", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == markdown_table()
