@@ -165,3 +165,69 @@ async def test_racing_first_registrations_let_exactly_one_through(tmp_path):
     finally:
         live.stop()
     assert sorted(r.status_code for r in answers) == [201] + [403] * 5
+
+
+async def test_inbox_and_history_page_without_gaps_on_sqlite(api, admin_token, make):
+    ids = {(await make.session())["id"] for _ in range(5)}
+    seen: list[str] = []
+    url: str | None = "/api/sessions?limit=2"
+    while url:
+        r = await api.get(url, headers=bearer(admin_token))
+        assert r.status_code == 200
+        seen += [s["id"] for s in r.json()]
+        url = r.links.get("next", {}).get("url")
+    assert ids <= set(seen) and len(seen) == len(set(seen))
+
+    session = await make.session()
+    for i in range(5):
+        await make.message(admin_token, session["id"], f"m{i}")
+    r = await api.get(
+        f"/api/chat/messages/{session['id']}?limit=2&before=5", headers=bearer(admin_token)
+    )
+    assert [m["seq"] for m in r.json()] == [3, 4]
+
+
+async def test_retried_send_is_stored_once_on_sqlite(api, make):
+    session = await make.session()
+    token = session["customerToken"]
+    first = await make.message(token, session["id"], "once", clientMessageId="c-1")
+    again = await api.post(
+        "/api/chat/messages",
+        json={"sessionId": session["id"], "content": "once", "clientMessageId": "c-1"},
+        headers=bearer(token),
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+
+
+async def test_unread_count_and_read_flag_on_sqlite(api, admin_token, make):
+    session = await make.session()
+    message = await make.message(session["customerToken"], session["id"], "unread")
+    r = await api.get(f"/api/sessions/{session['id']}", headers=bearer(admin_token))
+    assert r.json()["unreadCount"] == 1
+    r = await api.patch(f"/api/chat/messages/{message['id']}/read", headers=bearer(admin_token))
+    assert r.status_code == 200 and r.json()["isRead"]
+    r = await api.get(f"/api/sessions/{session['id']}", headers=bearer(admin_token))
+    assert r.json()["unreadCount"] == 0
+
+
+async def test_rate_limits_hold_without_redis(tmp_path):
+    env = {
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+        "SQLITE_PATH": str(tmp_path / "limits.sqlite3"),
+        "RATE_SESSION_CREATE": "2",
+    }
+    live = LiveServer("embedded-limits", env)
+    live.start(timeout=60)
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
+            codes = [
+                (await client.post("/api/sessions", json={"userId": "u"})).status_code
+                for _ in range(3)
+            ]
+            refused = await client.post("/api/sessions", json={"userId": "u"})
+    finally:
+        live.stop()
+    assert codes == [201, 201, 429]
+    assert int(refused.headers["retry-after"]) > 0
