@@ -41,6 +41,10 @@ class SioClient:
         """The worker that holds this connection (the sid's prefix, see affinity.py)."""
         return self.eio_sid.partition(".")[0] if "." in self.eio_sid else ""
 
+    @property
+    def open(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
     async def connect(self, wait: float = 20) -> None:
         ws = await self.http.ws_connect(self.ws_url, autoping=False, max_msg_size=0)
         self._ws = ws

@@ -144,8 +144,16 @@ class Server:
         main = psutil.Process(self.process.pid)
         if self.workers == 1:
             return [main]
-        # Sanic's workers are multiprocessing children (not its resource tracker).
-        return [p for p in main.children(recursive=True) if _is_spawned_worker(p)]
+        # Sanic's workers are the children listening on the port (not its helpers).
+        return [p for p in main.children(recursive=True) if self._listens(p)]
+
+    def _listens(self, process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return any(
+                c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                for c in process.net_connections(kind="tcp")
+            )
+        return False
 
     def all_processes(self) -> list[psutil.Process]:
         assert self.process is not None
@@ -184,12 +192,6 @@ class Server:
                 client.delete(*keys)
         finally:
             client.close()
-
-
-def _is_spawned_worker(process: psutil.Process) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return "spawn_main" in " ".join(process.cmdline())
-    return False
 
 
 @contextlib.contextmanager
