@@ -54,6 +54,10 @@ class Reader:
         if not isinstance(value, str):
             self.errors[name] = "must be a string"
             return None
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail at the database.
+            self.errors[name] = "must not contain NUL characters"
+            return None
         if strip:
             value = value.strip()
         if len(value) < max(min_len, 1 if required else 0):

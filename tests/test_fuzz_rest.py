@@ -1,0 +1,109 @@
+"""Every REST route, fuzzed from its own OpenAPI description against a live server:
+valid and invalid inputs, with no token, an admin's or a customer's, and with ids that
+exist. Nothing may answer 5xx, and the server must still be there afterwards."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis.core.result import Ok
+from schemathesis.generation.modes import GenerationMode
+
+from tests.support import LiveServer, bearer
+
+EXAMPLES_PER_ROUTE = 80
+FIGURES: Counter[str] = Counter()
+
+
+@pytest.fixture
+def world(server: LiveServer) -> dict[str, str]:
+    """An admin, a session and a message, so fuzzed ids sometimes name real things."""
+    with httpx.Client(base_url=server.url, timeout=10) as api:
+        admin = api.post(
+            "/api/auth/register",
+            json={"email": "fuzz@example.com", "password": "fuzz-password-1"},
+        ).json()
+        session = api.post("/api/sessions", json={"userId": "fuzz"}).json()
+        message = api.post(
+            "/api/chat/messages",
+            json={"sessionId": session["id"], "content": "seed"},
+            headers=bearer(session["customerToken"]),
+        ).json()
+    return {
+        "admin": admin["token"],
+        "customer": session["customerToken"],
+        "session_id": session["id"],
+        "message_id": message["id"],
+    }
+
+
+MODES = ["none", "admin", "customer", "admin-real", "customer-real"]
+
+
+def call(case: Any, mode: str, url: str, world: dict[str, str]) -> None:
+    headers = bearer(world[mode.split("-")[0]]) if mode != "none" else {}
+    if mode.endswith("-real"):
+        for name in case.path_parameters or {}:
+            if name in world:
+                case.path_parameters[name] = world[name]
+    response = case.call(base_url=url, headers=headers, timeout=10)
+    FIGURES["requests"] += 1
+    FIGURES[f"{response.status_code // 100}xx"] += 1
+    assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+    if response.status_code >= 400:
+        kind = response.headers.get("content-type") or [""]
+        assert kind[0].startswith("application/json"), response.text
+
+
+def test_no_route_answers_5xx(server: LiveServer, world: dict[str, str]) -> None:
+    schema = schemathesis.openapi.from_url(f"{server.url}/docs/openapi.json")
+    results = list(schema.get_all_operations())
+    operations = [result.ok() for result in results if isinstance(result, Ok)]
+    assert len(operations) == len(results), "an operation the fuzzer cannot read"
+    for operation in operations:
+        for generation in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation), mode=st.sampled_from(MODES))
+            @settings(
+                max_examples=EXAMPLES_PER_ROUTE,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
+            def fuzz(case: Any, mode: str) -> None:
+                call(case, mode, server.url, world)
+
+            try:
+                fuzz()
+            except Unsatisfiable:
+                # Nothing in this route can be made invalid (no parameters, no body).
+                assert generation is GenerationMode.NEGATIVE, operation.label
+        FIGURES["routes"] += 1
+    print(f"\n[fuzz:rest] {dict(FIGURES)}")
+    assert FIGURES["routes"] == len(operations) > 10
+    assert FIGURES["5xx"] == 0
+
+
+def test_server_survived_the_fuzzing(server: LiveServer) -> None:
+    assert server.process is not None and server.process.poll() is None
+    assert httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 200
+
+
+async def test_nul_character_found_by_the_fuzzer_is_refused_as_bad_input(api, make):
+    login = await api.post("/api/auth/login", json={"email": "a\x00@b.c", "password": "x" * 8})
+    assert login.status_code == 400
+    session = await make.session()
+    sent = await api.post(
+        "/api/chat/messages",
+        json={"sessionId": session["id"], "content": "nul \x00 byte"},
+        headers=bearer(session["customerToken"]),
+    )
+    assert sent.status_code == 400
+    assert sent.json()["details"]["fields"]["content"] == "must not contain NUL characters"
