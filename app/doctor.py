@@ -121,14 +121,15 @@ async def migrations(settings: Settings) -> list[str]:
 
 
 async def run(settings: Settings) -> list[str]:
-    # Piccolo warns on a failed connection; the problem line already says it.
-    warnings.simplefilter("ignore")
     found = configuration(settings)
     found += await redis(settings)
-    unreachable = await database(settings)
-    found += unreachable
-    if not unreachable:
-        found += await migrations(settings)
+    with warnings.catch_warnings():
+        # Piccolo warns on a failed connection; the problem line already says it.
+        warnings.simplefilter("ignore")
+        unreachable = await database(settings)
+        found += unreachable
+        if not unreachable:
+            found += await migrations(settings)
     return found
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from tests.support import PASSWORD, ROOT, SERVER_ENV, free_port
+from tests.support import PASSWORD, PG_ADMIN_DSN, ROOT, SERVER_ENV, free_port
 
 # Empty values, not absent ones: a developer's .env must not fill them in.
 EMBEDDED = {"DATABASE_URL": "", "REDIS_URL": ""}
@@ -37,6 +40,19 @@ def migrated_sqlite(sqlite_path: str) -> str:
     out = helpline("migrate", **EMBEDDED, SQLITE_PATH=sqlite_path)
     assert out.returncode == 0, out.stderr
     return sqlite_path
+
+
+@pytest.fixture
+async def unmigrated_database_url() -> AsyncIterator[str]:
+    """An empty PostgreSQL database: reachable, but no migration has run."""
+    name = f"helpline_empty_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def problems(out: subprocess.CompletedProcess[str]) -> list[str]:
@@ -136,6 +152,13 @@ def test_doctor_reports_pending_migrations_without_creating_the_database(sqlite_
     assert out.returncode == 1
     assert [p for p in problems(out) if p.startswith("problem: migrations pending")]
     assert not Path(sqlite_path).exists()
+
+
+def test_doctor_reports_pending_migrations_on_postgresql(unmigrated_database_url, redis_url):
+    out = helpline("doctor", DATABASE_URL=unmigrated_database_url, REDIS_URL=redis_url)
+    assert out.returncode == 1
+    [problem] = problems(out)
+    assert problem.startswith("problem: migrations pending")
 
 
 def test_doctor_reports_more_than_one_embedded_worker(migrated_sqlite):
