@@ -63,8 +63,11 @@ export function showConnection(socket, badge) {
     badge.textContent = text;
   };
   set("connecting", "connecting…");
-  socket.on("connect", () => set("online", `online · ${socket.io.engine.transport.name}`));
-  socket.io.engine?.on?.("upgrade", () => set("online", "online · websocket"));
+  socket.on("connect", () => {
+    const engine = socket.io.engine; // a new one per (re)connection
+    set("online", `online · ${engine.transport.name}`);
+    engine.once("upgrade", (transport) => set("online", `online · ${transport.name}`));
+  });
   socket.on("disconnect", (reason) =>
     set("offline", reason === "io client disconnect" ? "offline" : "reconnecting…"),
   );
