@@ -106,7 +106,9 @@ def create_app(settings: object = None) -> Sanic:
         app.ctx.realtime_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app.ctx.realtime_task
-        # Closes every client connection, so clients reconnect to another worker.
+        # Events under way finish and ack first; then every client connection is closed,
+        # so clients reconnect to another worker.
+        await realtime.drain(grace=5)
         await sio.shutdown()
         if relay is not None:
             await relay.stop()

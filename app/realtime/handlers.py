@@ -20,7 +20,7 @@ from app.auth import Principal
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain import catchup, messages, presence
-from app.errors import BadRequest, Unauthorized, to_api_error
+from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
 from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ class Realtime:
         self.sio = sio
         self.ctx = ctx
         self.connections: dict[str, Connection] = {}
+        # Shutdown: refuse new events, let those under way finish and ack.
+        self.closing = False
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         self._on("join_session", self.join_session)
@@ -54,9 +59,15 @@ class Realtime:
     def _on(self, event: str, handler: Handler, legacy_error: bool = False) -> None:
         async def acked(sid: str, *args: Any) -> dict[str, Any]:
             conn = self.connections.get(sid)
+            self._busy += 1
+            self._idle.clear()
             try:
                 if conn is None:
                     raise Unauthorized("Not connected", code="not_connected")
+                if self.closing:
+                    raise ServiceUnavailable(
+                        "This server is shutting down: reconnect and retry", code="shutting_down"
+                    )
                 return {"ok": True, **await handler(conn, args[0] if args else None)}
             except Exception as exc:
                 error = to_api_error(exc)
@@ -71,8 +82,18 @@ class Realtime:
                         "retryable": error.retryable,
                     },
                 }
+            finally:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._idle.set()
 
         self.sio.on(event, acked)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking events and wait (up to `grace` seconds) for those under way to ack."""
+        self.closing = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
