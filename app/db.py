@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -29,6 +31,38 @@ def engine() -> Engine:
     if found is None:
         raise RuntimeError("piccolo_conf.py defines no engine")
     return found
+
+
+@contextlib.asynccontextmanager
+async def transaction(**options: Any) -> AsyncIterator[None]:
+    """Piccolo's transaction, made safe when COMMIT itself fails (a deferred constraint,
+    a dropped connection): Piccolo then neither releases the connection, which leaks it
+    from the pool until shutdown hangs on it, nor resets its current-transaction marker.
+    """
+    tx = engine().transaction(**options)
+    await tx.__aenter__()
+    try:
+        yield
+    except BaseException as exc:
+        await _finish(tx, exc)
+        raise
+    else:
+        await _finish(tx, None)
+
+
+async def _finish(tx: Any, exc: BaseException | None) -> None:
+    try:
+        await tx.__aexit__(type(exc) if exc else None, exc, None)
+    except BaseException:
+        pool = getattr(tx.engine, "pool", None)
+        with contextlib.suppress(Exception):
+            if pool is not None:
+                await pool.release(tx.connection)
+            else:
+                await tx.connection.close()
+        with contextlib.suppress(ValueError, LookupError):
+            tx.engine.current_transaction.reset(tx.context)
+        raise
 
 
 def is_postgres() -> bool:

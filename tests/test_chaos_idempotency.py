@@ -179,3 +179,21 @@ async def test_send_whose_commit_fails_acks_not_ok_and_broadcasts_nothing(
     finally:
         await admin.close()
         await customer.close()
+
+
+async def test_failed_commits_do_not_leak_pool_connections(api, make, failing_commit):
+    """More failed commits than the pool holds (DB_POOL_MAX is 10): each must give its
+    connection back, or the next send waits for one forever."""
+    session = await make.session()
+    headers = bearer(session["customerToken"])
+    for _ in range(12):
+        r = await api.post(
+            "/api/chat/messages",
+            json={"sessionId": session["id"], "content": failing_commit},
+            headers=headers,
+        )
+        assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    r = await api.post(
+        "/api/chat/messages", json={"sessionId": session["id"], "content": "after"}, headers=headers
+    )
+    assert r.status_code == 201 and r.json()["seq"] == 1

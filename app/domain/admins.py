@@ -57,10 +57,9 @@ def _serialised() -> Any:
     """A transaction that registrations take one at a time. SQLite's default (deferred)
     one would read first and fail "database is locked" on upgrading to write; IMMEDIATE
     takes the write lock at BEGIN, so racers wait their turn (PostgreSQL: advisory lock)."""
-    engine = db.engine()
-    if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
+    if isinstance(db.engine(), SQLiteEngine):
+        return db.transaction(transaction_type=TransactionType.immediate)
+    return db.transaction()
 
 
 async def _check_may_register(ctx: Services, principal: Principal | None) -> None:

@@ -58,7 +58,7 @@ async def _insert(
     principal: Principal, session_id: uuid.UUID, content: str, client_message_id: str | None
 ) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
-    async with db.engine().transaction():
+    async with db.transaction():
         # Taking the next position locks the session row: sends to one session are
         # ordered by commit, and a closed session takes none.
         session = await db.fetch_one(
