@@ -48,18 +48,16 @@ def test_demo_serves_only_its_own_files(embedded):
         assert httpx.get(embedded.url + path).status_code == 404
 
 
-def test_demo_is_off_in_production_unless_enabled(database_url, redis_url):
-    env = {"ENV": "production", "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-    live = LiveServer("demo-production", env)
-    live.start()
-    try:
+def test_demo_is_off_in_production(database_url, redis_url):
+    with LiveServer.running("demo-off", database_url, redis_url, ENV="production") as live:
         assert httpx.get(f"{live.url}/demo").status_code == 404
-    finally:
-        live.stop()
+
+
+def test_demo_enabled_in_production_by_setting(database_url, redis_url):
     with LiveServer.running(
-        "demo-production", database_url, redis_url, ENV="production", DEMO_ENABLED="true"
-    ) as enabled:
-        assert httpx.get(f"{enabled.url}/demo").status_code == 200
+        "demo-on", database_url, redis_url, ENV="production", DEMO_ENABLED="true"
+    ) as live:
+        assert httpx.get(f"{live.url}/demo").status_code == 200
 
 
 def test_customer_and_agent_chat_in_a_real_browser(embedded):
