@@ -360,7 +360,7 @@ async def test_worker_lost_mid_chat_loses_and_duplicates_nothing(server, victim,
         figures = await desk.verify(db, f"worker-{sig}")
         assert figures["reconnects"] >= len(typers)
         # Typers vanished with their worker: an agent on the survivor heard them stop
-        # within the TTL (2 s) plus a sweep, and nobody is left "typing".
+        # about a TTL (2 s) plus a sweep later, and nobody is left "typing".
         watcher = desk.admins[0]
         for customer in typers:
             sid = customer.sessions[0]
@@ -369,7 +369,9 @@ async def test_worker_lost_mid_chat_loses_and_duplicates_nothing(server, victim,
                 for at, e in watcher.typing_seen
                 if e["sessionId"] == sid and not e["isTyping"] and at > struck
             ]
-            assert stops and stops[0] < 5, (sid, stops)
+            # A bound, not a speed test: without the sweep the stop would never come.
+            assert stops and stops[0] < 8, (sid, stops)
+            print(f"[chaos:worker-{sig}] typing of {sid[:8]} announced off {stops[0]:.1f}s after")
         for peer in desk.peers:
             for sid in peer.sessions:
                 assert peer.final_typing[sid] == {"user": False, "admin": False}
