@@ -46,7 +46,7 @@ class SioClient:
         return self._ws is not None and not self._ws.closed
 
     async def connect(self, wait: float = 20) -> None:
-        ws = await self.http.ws_connect(self.ws_url, autoping=False, max_msg_size=0)
+        ws = await self.http.ws_connect(self.ws_url, max_msg_size=0)
         self._ws = ws
         try:
             opened = await ws.receive_str(timeout=wait)
@@ -85,6 +85,7 @@ class SioClient:
     async def _read(self) -> None:
         assert self._ws is not None
         ws = self._ws
+        # aiohttp answers the server's websocket-level pings itself (autoping).
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break

@@ -35,45 +35,70 @@ async def post(
             code="sender_mismatch",
         )
     await ctx.limiter.hit("messages", principal.rate_key, ctx.settings.rate_messages)
-    if client_message_id is not None:
-        existing = await _by_client_id(session_id, client_message_id)
-        if existing is not None:
-            return serialize.message(existing), False
+    duplicate: Exception | None = None
     try:
         row = await _insert(principal, session_id, content, client_message_id)
     except Exception as exc:
         if client_message_id is None or not db.is_unique_violation(exc):
             raise
-        # A concurrent retry of the same send won the race: answer with its row.
-        existing = await _by_client_id(session_id, client_message_id)
-        if existing is None:
-            raise
-        return serialize.message(existing), False
+        # A retry (perhaps racing the first send): nothing was stored or numbered.
+        row, duplicate = None, exc
+    if row is None:
+        if client_message_id is not None:
+            existing = await _by_client_id(session_id, client_message_id)
+            if existing is not None:
+                return serialize.message(existing), False
+        if duplicate is not None:
+            raise duplicate
+        status = await db.fetch_one("SELECT status FROM chat_session WHERE id = {}", session_id)
+        if status is None:
+            raise NotFound("Session not found")
+        raise Conflict("Session is closed", code="session_closed")
     body = serialize.message(row)
     await ctx.broadcaster.emit("new_message", body, [session_room(session_id), ADMINS_ROOM])
     return body, True
 
 
+# Taking the next position locks the session row: sends to one session are ordered by
+# commit, and a closed session takes none. On PostgreSQL it is one statement, so one
+# round trip, atomic without a transaction: a duplicate clientMessageId undoes the number.
+_NUMBER = (
+    "UPDATE chat_session SET last_seq = last_seq + 1, last_activity_at = {}, updated_at = {}"
+    " WHERE id = {} AND status = 'active' RETURNING last_seq, user_id"
+)
+_INSERT_NUMBERED = (
+    f"WITH s AS ({_NUMBER}) INSERT INTO message ({MESSAGE_COLUMNS})"
+    " SELECT {}::uuid, {}::uuid, s.last_seq, {}::varchar, COALESCE({}::varchar, s.user_id),"
+    " {}::text, false, {}::varchar, {}::timestamptz FROM s"
+    f" RETURNING {MESSAGE_COLUMNS}"
+)
+
+
 async def _insert(
     principal: Principal, session_id: uuid.UUID, content: str, client_message_id: str | None
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The stored row, or None when the session is unknown or closed."""
     now = dt.datetime.now(dt.UTC)
-    async with db.transaction():
-        # Taking the next position locks the session row: sends to one session are
-        # ordered by commit, and a closed session takes none.
-        session = await db.fetch_one(
-            "UPDATE chat_session SET last_seq = last_seq + 1, last_activity_at = {},"
-            " updated_at = {} WHERE id = {} AND status = 'active' RETURNING last_seq, user_id",
+    admin_id = str(principal.subject) if principal.is_admin else None
+    if db.is_postgres():
+        return await db.fetch_one_direct(
+            _INSERT_NUMBERED,
             now,
             now,
             session_id,
+            uuid.uuid4(),
+            session_id,
+            principal.sender_type,
+            admin_id,
+            content,
+            client_message_id,
+            now,
         )
+    # SQLite (embedded mode) has no data-modifying CTE: the same in a transaction.
+    async with db.transaction():
+        session = await db.fetch_one(_NUMBER, now, now, session_id)
         if session is None:
-            exists = await db.fetch_one("SELECT status FROM chat_session WHERE id = {}", session_id)
-            if exists is None:
-                raise NotFound("Session not found")
-            raise Conflict("Session is closed", code="session_closed")
-        sender_id = str(principal.subject) if principal.is_admin else session["user_id"]
+            return None
         row = await db.fetch_one(
             f"INSERT INTO message ({MESSAGE_COLUMNS})"
             " VALUES ({}, {}, {}, {}, {}, {}, false, {}, {})"
@@ -82,12 +107,11 @@ async def _insert(
             session_id,
             session["last_seq"],
             principal.sender_type,
-            sender_id,
+            admin_id or session["user_id"],
             content,
             client_message_id,
             now,
         )
-    assert row is not None
     return row
 
 

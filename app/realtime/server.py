@@ -35,7 +35,10 @@ class SocketBroadcaster:
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = (
         socketio.AsyncRedisManager(
-            settings.redis_url, channel=f"{settings.redis_namespace}-socketio"
+            settings.redis_url,
+            channel=f"{settings.redis_namespace}-socketio",
+            # Every cross-worker emit is encoded once and decoded once per worker.
+            json=OrjsonCodec,
         )
         if settings.redis_url
         else None
