@@ -6,6 +6,7 @@ relays those of sessions it does not hold to the owner through Redis (affinity.p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -61,3 +62,14 @@ async def test_polling_client_keeps_its_session_across_many_requests(make, worke
     finally:
         await customer.close()
         await admin.close()
+
+
+@pytest.mark.parametrize("which", ["server", "workers"])
+async def test_a_polling_client_that_disconnects_is_let_go_at_once(make, request, which):
+    """Its pending long-poll GET is answered on close, not left to the ping timeout
+    (~30 s), which a client waiting for it on disconnect would otherwise sit through."""
+    url = request.getfixturevalue(which).url
+    token = await make.admin_token()
+    admin = await Client(url, token, ["polling"]).connect()
+    await admin.settle(0.2)
+    await asyncio.wait_for(admin.close(), timeout=10)

@@ -20,12 +20,12 @@ import logging
 import secrets
 from typing import Any
 
-import engineio
 import orjson
 import redis.asyncio as aioredis
-import socketio
 from sanic import Request
 from sanic.response import HTTPResponse
+
+from app.realtime.polling import PromptCloseEngineIO, PromptCloseSocketIO
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Relayed:
         self.environ = {**environ, "wsgi.input": _Body(body), RELAYED: True}
 
 
-class AffinityEngineIO(engineio.AsyncServer):
+class AffinityEngineIO(PromptCloseEngineIO):
     _async: dict[str, Any]
     worker_id: str
     relay: Relay | None = None
@@ -98,7 +98,7 @@ class AffinityEngineIO(engineio.AsyncServer):
         return await super().handle_request(*args, **kwargs)
 
 
-class AffinitySocketIO(socketio.AsyncServer):
+class AffinitySocketIO(PromptCloseSocketIO):
     def _engineio_server_class(self) -> type[AffinityEngineIO]:
         return AffinityEngineIO
 
