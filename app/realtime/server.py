@@ -8,6 +8,9 @@ second server (uvicorn) that the stack does not include. Cross-worker emits go t
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -22,6 +25,11 @@ from app.realtime.polling import PromptCloseSocketIO
 PATH = "socket.io"
 PING_INTERVAL = 25
 PING_TIMEOUT = 20
+# Seconds between the Redis listener's reconnect attempts: doubling from the first to the cap.
+LISTEN_RETRY_FIRST = 0.5
+LISTEN_RETRY_CAP = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class SocketBroadcaster:
@@ -33,9 +41,32 @@ class SocketBroadcaster:
         await self._sio.emit(event, data, to=rooms, skip_sid=skip)
 
 
+class RedisManager(socketio.AsyncRedisManager):
+    """python-socketio's Redis manager, with its listener's reconnect delay capped.
+
+    Upstream doubles the delay up to 60 s, so after a long Redis outage a worker stayed
+    deaf to other workers' emits for up to a minute after Redis was back. Same loop,
+    shorter cap.
+    """
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        delay = LISTEN_RETRY_FIRST
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                delay = LISTEN_RETRY_FIRST
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                log.warning("Socket.IO Redis listener lost Redis (%r), retry in %ss", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_CAP)
+
+
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = (
-        socketio.AsyncRedisManager(
+        RedisManager(
             settings.redis_url,
             channel=f"{settings.redis_namespace}-socketio",
             # Every cross-worker emit is encoded once and decoded once per worker.
