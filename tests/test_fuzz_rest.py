@@ -18,7 +18,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.support import LiveServer, bearer
 
-EXAMPLES_PER_ROUTE = 80
+EXAMPLES_PER_ROUTE = 120
 FIGURES: Counter[str] = Counter()
 
 

@@ -17,7 +17,7 @@ from tests.sockets import Client
 from tests.support import LiveServer
 
 EVENTS = ["join_session", "leave_session", "send_message", "typing", "mark_read"]
-EXAMPLES = 2000
+EXAMPLES = 3000
 FIGURES: Counter[str] = Counter()
 
 scalars = (
