@@ -50,7 +50,9 @@ class Settings:
     db_pool_max: int = _setting(10, "PostgreSQL pool maximum per worker.")
     argon2_time_cost: int = _setting(2, "argon2 passes (raise for stronger hashes).")
     argon2_memory_kib: int = _setting(19456, "argon2 memory, KiB (OWASP minimum 19 MiB).")
-    demo_enabled: bool = _setting(True, "Serve the demo console at /demo (default off when ENV=production).")
+    demo_enabled: bool = _setting(
+        True, "Serve the demo console at /demo (default off when ENV=production)."
+    )
     log_level: str = _setting("INFO", "Python log level.")
 
     @property
