@@ -23,7 +23,7 @@ import orjson
 from bench import chat, idle, report, rest, stack, stats
 
 # The commit before the hot-path work: what "before" means in the full report.
-DEFAULT_BASELINE = "6234259"
+DEFAULT_BASELINE = "f4b1fba"
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGS = Path(tempfile.gettempdir()) / "helpline-bench-logs"
 P99_BOUND_MS = 100.0

@@ -69,6 +69,9 @@ class AffinityEngineIO(PromptCloseEngineIO):
             if isinstance(request, Relayed):
                 return request.environ
             environ: dict[str, Any] = translate(request)
+            # The driver wraps the body in a class it defines per request, which every
+            # open connection would keep alive (~2 KB each).
+            environ["wsgi.input"] = _Body(request.body or b"")
             return environ
 
         def make_response(status: str, headers: list[Any], payload: Any, environ: Any) -> Any:

@@ -92,6 +92,9 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
 
 
 def mount(app: Sanic, sio: socketio.AsyncServer) -> None:
+    # Engine.IO pings every client itself; Sanic's own websocket keepalive would add a
+    # second ping and one more task per idle connection.
+    app.config.WEBSOCKET_PING_INTERVAL = None
     sio.attach(app, socketio_path=PATH)
     # Engine.IO's endpoint is a protocol, not a REST route: the README documents it.
     for route in app.router.routes:
