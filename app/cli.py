@@ -82,17 +82,12 @@ async def _create_admin(
     from app.context import Services
     from app.domain import admins
     from app.state import MemoryState
-    from app.validation import MAX_PASSWORD, MIN_PASSWORD, Reader
+    from app.validation import read_registration
 
     # The same rules as POST /api/auth/register, through the same reader.
-    r = Reader({"email": email, "password": password, "fullName": full_name})
-    clean_email = r.email("email", required=True)
-    clean_password = r.string(
-        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
+    clean_email, clean_password, clean_name = read_registration(
+        {"email": email, "password": password, "fullName": full_name}
     )
-    clean_name = r.string("fullName")
-    r.done()
-    assert clean_email is not None and clean_password is not None
     services = Services.build(settings, state=MemoryState())
     out = await admins.register(
         services,

@@ -160,3 +160,17 @@ def read_send(data: Any) -> tuple[uuid.UUID, str, str | None, str | None]:
     r.done()
     assert sid is not None and content is not None
     return sid, content, sender, client_id
+
+
+def read_registration(data: Any) -> tuple[str, str, str | None]:
+    """A new admin, as `POST /api/auth/register` and `helpline create-admin` both take it:
+    (email, password, fullName)."""
+    r = Reader(data)
+    email = r.email("email", required=True)
+    password = r.string(
+        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
+    )
+    full_name = r.string("fullName")
+    r.done()
+    assert email is not None and password is not None
+    return email, password, full_name

@@ -17,12 +17,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support import (
-    PG_ADMIN_DSN,
     REDIS_NAMESPACE,
     REDIS_TEST_URL,
     Factory,
     LiveServer,
     migrate,
+    pg_admin,
+    url_of_database,
 )
 
 
@@ -31,20 +32,11 @@ def database_url() -> Iterator[str]:
     import asyncio
 
     name = f"helpline_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    url = url_of_database(name)
     migrate(url)
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

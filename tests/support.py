@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 
@@ -40,6 +41,21 @@ SERVER_ENV = {
     "LOG_LEVEL": "WARNING",
     "REDIS_NAMESPACE": REDIS_NAMESPACE,
 }
+
+
+async def pg_admin(sql: str) -> None:
+    """One statement on the server's maintenance database (CREATE / DROP DATABASE)."""
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def url_of_database(name: str) -> str:
+    """The URL of database `name` on the test server, in Heroku's `postgres://` spelling."""
+    base = PG_ADMIN_DSN.replace("postgresql://", "postgres://").rsplit("/", 1)[0]
+    return f"{base}/{name}"
 
 
 def free_port() -> int:

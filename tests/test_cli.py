@@ -9,10 +9,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.support import PASSWORD, PG_ADMIN_DSN, ROOT, SERVER_ENV, free_port
+from tests.support import PASSWORD, ROOT, SERVER_ENV, free_port, pg_admin, url_of_database
 
 # Empty values, not absent ones: a developer's .env must not fill them in.
 EMBEDDED = {"DATABASE_URL": "", "REDIS_URL": ""}
@@ -46,13 +45,11 @@ def migrated_sqlite(sqlite_path: str) -> str:
 async def unmigrated_database_url() -> AsyncIterator[str]:
     """An empty PostgreSQL database: reachable, but no migration has run."""
     name = f"helpline_empty_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    await pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield url_of_database(name)
     finally:
-        await conn.close()
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def problems(out: subprocess.CompletedProcess[str]) -> list[str]:

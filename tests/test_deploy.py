@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support import JWT_SECRET, PG_ADMIN_DSN, REDIS_NAMESPACE, ROOT, free_port
+from tests.support import JWT_SECRET, REDIS_NAMESPACE, ROOT, free_port, pg_admin, url_of_database
 
 
 def procfile() -> dict[str, str]:
@@ -32,21 +32,12 @@ def platform_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-async def admin_sql(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def empty_database() -> Iterator[str]:
     name = f"helpline_deploy_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    # Heroku's spelling of the URL scheme.
-    yield PG_ADMIN_DSN.replace("postgresql://", "postgres://").rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    yield url_of_database(name)
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def run_release(database_url: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ from app.api.common import (
     services,
 )
 from app.domain import admins
-from app.validation import MAX_PASSWORD, MIN_PASSWORD, Reader
+from app.validation import MAX_PASSWORD, MIN_PASSWORD, Reader, read_registration
 
 bp = Blueprint("auth", url_prefix="/api/auth")
 
@@ -42,14 +42,7 @@ CREDENTIALS = obj(
 )
 async def register(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    r = Reader(body_of(request))
-    email = r.email("email", required=True)
-    password = r.string(
-        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
-    )
-    full_name = r.string("fullName")
-    r.done()
-    assert email is not None and password is not None
+    email, password, full_name = read_registration(body_of(request))
     out = await admins.register(
         services(request),
         principal,
