@@ -174,6 +174,7 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
         "workers": worker_ids,
         "connect_errors": [e for o in outs for e in o["connect_errors"]][:10],
         "connect_error_count": sum(len(o["connect_errors"]) for o in outs),
+        "dropped_connections": [d for o in outs for d in o["dropped"]],
         "phases": phases,
     }
 
@@ -204,13 +205,13 @@ def summarise(
                 latencies.append(latency)
     acked = [s for s in sends if s[5] is None]
     errors = [s[5] for s in sends if s[5] is not None]
-    lost = 0
+    lost: list[tuple[str, str]] = []
     complete = 0
     for msg_id, kind, idx, *_ in acked:
         expected = agents if kind == "u" else [f"c{idx}"]
-        missing = sum(1 for r in expected if (msg_id, r) not in got)
+        missing = [(msg_id, r) for r in expected if (msg_id, r) not in got]
         lost += missing
-        complete += missing == 0
+        complete += not missing
     windows = [o["windows"][no] for o in outs if len(o["windows"]) > no]
     seconds = max(e for _, e in windows) - min(s for s, _ in windows) if windows else phase.seconds
     return {
@@ -223,7 +224,8 @@ def summarise(
         "deliveries": len(latencies),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],
-        "lost": lost,
+        "lost": len(lost),
+        "lost_samples": lost[:5],
         "duplicated": sum(n - 1 for n in got.values() if n > 1),
         "e2e_ms": stats.summary(latencies),
         "ack_ms": stats.summary([s[4] for s in acked if s[4] is not None]),
@@ -341,6 +343,9 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
             await asyncio.sleep(DRAIN_SECONDS)
             phase_windows.append((t_start, t_end))
             await asyncio.to_thread(barrier.wait)
+        # A connection the server closed mid-run explains every delivery it then missed.
+        dropped = [f"a{part.index}.{n}" for n, c in enumerate(agents) if not c.open]
+        dropped += [f"c{i}" for i, _, c in customers if not c.open]
         for client in agents:
             await client.close()
         for _, _, client in customers:
@@ -350,6 +355,7 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
         "agents": len(agents),
         "customers": len(customers),
         "connect_errors": connect_errors,
+        "dropped": dropped,
         "sends": sends,
         "receipts": receipts,
         "windows": phase_windows,
