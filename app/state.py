@@ -71,17 +71,25 @@ return {count, ttl}
 """
 
 
+REDIS_POOL_SIZE = 64
+
+
 class RedisState:
     def __init__(self, url: str, namespace: str = "helpline") -> None:
         self.prefix = f"{namespace}:"
-        self.redis = aioredis.from_url(
+        # A burst waits for a free connection instead of failing "Too many connections",
+        # which would fail rate limits open and drop typing and presence updates.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=2,
             decode_responses=True,
             socket_connect_timeout=2,
             socket_timeout=2,
             health_check_interval=10,
             retry_on_timeout=False,
         )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._take_due = self.redis.register_script(TAKE_DUE)
         self._hit = self.redis.register_script(HIT)
 
@@ -141,7 +149,7 @@ class RedisState:
         return bool(await self.redis.ping())
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
 
 class MemoryState:
