@@ -111,7 +111,9 @@ class Relay:
 
     def __init__(self, eio: AffinityEngineIO, redis_url: str, namespace: str, timeout: float):
         self.eio = eio
-        self.redis = aioredis.from_url(redis_url)
+        # Bursts of relayed requests wait for a connection rather than fail.
+        pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=5)
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = f"{namespace}:eio:"
         self.timeout = timeout
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -135,7 +137,7 @@ class Relay:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     async def forward(self, owner: str, request: Request) -> HTTPResponse:
         """Send `request` to the worker `owner` and answer with what it answers."""
