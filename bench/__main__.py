@@ -69,6 +69,24 @@ MODES = {
 }
 
 
+def describe(mode: Mode) -> str:
+    chat_plan, phase = mode.chat_plan, mode.chat_plan.phases[0]
+    text = (
+        f"chat: {chat_plan.customers} customers + {chat_plan.agents} agents on 2 workers,"
+        f" {phase.rate:g} msgs/s for {phase.seconds:g} s"
+    )
+    if mode.steps_plan is not None:
+        rates = ", ".join(f"{p.rate:g}" for p in mode.steps_plan.phases)
+        text += (
+            f"; steps: {mode.steps_plan.customers} customers + {mode.steps_plan.agents} agents"
+            f" at {rates} msgs/s, {mode.steps_plan.phases[0].seconds:g} s each"
+        )
+    return (
+        text + f"; idle: {mode.idle_connections} connections on 1 worker; REST: wrk (or aiohttp)"
+        f" at concurrency 32 for {mode.rest_seconds:g} s (login {mode.login_seconds:g} s)"
+    )
+
+
 def run_chat(code: Path, plan: chat.Plan, name: str, side: str) -> dict[str, Any]:
     with stack.running(code, 2, LOGS / f"{name}-{side}.log") as server:
         out = chat.run(server.url, plan, 2, server)
@@ -165,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": _git("rev-parse", "--short", "HEAD"),
         "baseline": _git("rev-parse", "--short", baseline_ref) if "baseline" in sides else None,
         "machine": report.machine(),
+        "scenarios": describe(mode),
         "load_start": [round(x, 2) for x in os.getloadavg()],
         "results": {},
     }
