@@ -97,6 +97,16 @@ async def fetch_one_direct(sql: str, *args: Any) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+async def fetch_direct(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """`fetch` the same way as `fetch_one_direct` (hot read paths, outside transactions)."""
+    pool = getattr(engine(), "pool", None)
+    if pool is None:
+        return await fetch(sql, *args)
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(_numbered(sql), *args)
+    return [dict(row) for row in rows]
+
+
 @functools.cache
 def _numbered(sql: str) -> str:
     """Piccolo's `{}` placeholders as PostgreSQL's `$1, $2, …`."""

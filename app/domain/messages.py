@@ -142,7 +142,7 @@ async def history(
     require_session_access(principal, session_id)
     await load_session_exists(session_id)
     if after is not None:
-        rows = await db.fetch(
+        rows = await db.fetch_direct(
             f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq > {{}}"
             " ORDER BY seq ASC LIMIT {}",
             session_id,
@@ -154,7 +154,7 @@ async def history(
         following = {"after": rows[-1]["seq"]} if more else None
     else:
         bound = before if before is not None else 2**31 - 1
-        rows = await db.fetch(
+        rows = await db.fetch_direct(
             f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq < {{}}"
             " ORDER BY seq DESC LIMIT {}",
             session_id,
@@ -168,7 +168,7 @@ async def history(
 
 
 async def load_session_exists(session_id: uuid.UUID) -> None:
-    if await db.fetch_one("SELECT id FROM chat_session WHERE id = {}", session_id) is None:
+    if await db.fetch_one_direct("SELECT id FROM chat_session WHERE id = {}", session_id) is None:
         raise NotFound("Session not found")
 
 
