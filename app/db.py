@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import asyncpg
@@ -97,14 +97,15 @@ async def fetch_one_direct(sql: str, *args: Any) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-async def fetch_direct(sql: str, *args: Any) -> list[dict[str, Any]]:
-    """`fetch` the same way as `fetch_one_direct` (hot read paths, outside transactions)."""
+async def fetch_direct(sql: str, *args: Any) -> list[Mapping[str, Any]]:
+    """`fetch` the same way as `fetch_one_direct` (hot read paths, outside transactions);
+    rows stay asyncpg Records (read by key like dicts) rather than being copied."""
     pool = getattr(engine(), "pool", None)
     if pool is None:
-        return await fetch(sql, *args)
+        return list(await fetch(sql, *args))
     async with pool.acquire() as connection:
-        rows = await connection.fetch(_numbered(sql), *args)
-    return [dict(row) for row in rows]
+        rows: list[Mapping[str, Any]] = await connection.fetch(_numbered(sql), *args)
+    return rows
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -35,7 +36,7 @@ def admin(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def message(row: dict[str, Any]) -> dict[str, Any]:
+def message(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": uid(row["id"]),
         "sessionId": uid(row["session_id"]),
