@@ -22,6 +22,8 @@ import httpx
 import psutil
 import redis
 
+from bench import stats
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -126,6 +128,8 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Thousands of idle sockets need more open files than a default soft limit.
+            preexec_fn=stats.raise_nofile,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
