@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from app.realtime.polling import PromptCloseEngineIO, PromptCloseSocketIO
+from app.realtime.engine import EngineIO, SocketIO
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Relayed:
         self.environ = {**environ, "wsgi.input": _Body(body), RELAYED: True}
 
 
-class AffinityEngineIO(PromptCloseEngineIO):
+class AffinityEngineIO(EngineIO):
     _async: dict[str, Any]
     worker_id: str
     relay: Relay | None = None
@@ -101,7 +101,7 @@ class AffinityEngineIO(PromptCloseEngineIO):
         return await super().handle_request(*args, **kwargs)
 
 
-class AffinitySocketIO(PromptCloseSocketIO):
+class AffinitySocketIO(SocketIO):
     def _engineio_server_class(self) -> type[AffinityEngineIO]:
         return AffinityEngineIO
 

@@ -20,7 +20,7 @@ from sanic_ext.extensions.openapi import openapi
 from app.config import Settings
 from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
-from app.realtime.polling import PromptCloseSocketIO
+from app.realtime.engine import SocketIO
 
 PATH = "socket.io"
 PING_INTERVAL = 25
@@ -76,7 +76,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         else None
     )
     # With Redis, polling sessions may be served by any worker (see affinity.py).
-    server_class = AffinitySocketIO if settings.redis_url else PromptCloseSocketIO
+    server_class = AffinitySocketIO if settings.redis_url else SocketIO
     return server_class(
         async_mode="sanic",
         client_manager=manager,

@@ -1,0 +1,56 @@
+"""python-engineio's server with two fixes every worker of ours needs.
+
+- A long-polling client that says goodbye is answered at once. On a client's CLOSE
+  packet Engine.IO closes the session without answering the client's pending GET, which
+  then hangs until the ping timeout (~30 s): clients that wait for it on disconnect
+  (python-socketio's, for one) took that long to leave. A NOOP ends that GET.
+- Shutdown closes every session and leaves no ping timers behind. A long-polling client's
+  pending GET held Sanic's stop until its graceful timeout (15 s); and each session sleeps
+  in a task of its own until its next ping, still pending when the loop closed, so asyncio
+  logged "Task was destroyed but it is pending" once per connected client.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import engineio
+import socketio
+from engineio import packet
+
+
+class EngineIO(engineio.AsyncServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ping_timers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        result = await super()._trigger_event(event, *args, **kwargs)
+        if event == "disconnect" and args[1:2] == (self.reason.CLIENT_DISCONNECT,):
+            socket = self.sockets.get(args[0])
+            if socket is not None and not socket.upgraded:
+                socket.queue.put_nowait(packet.Packet(packet.NOOP))
+        return result
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        task = super().start_background_task(target, *args, **kwargs)
+        if getattr(target, "__name__", "") == "_send_ping":
+            self._ping_timers.add(task)
+        return task
+
+    async def shutdown(self) -> None:
+        # Every session ends with a CLOSE packet: a long-poll GET waiting for packets is
+        # answered (Sanic would otherwise hold the stop for it), and clients reconnect,
+        # to another worker.
+        for socket in list(self.sockets.values()):
+            await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+        await super().shutdown()
+        for task in list(self._ping_timers):
+            task.cancel()
+
+
+class SocketIO(socketio.AsyncServer):
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return EngineIO
