@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -56,6 +57,24 @@ def url_of_database(name: str) -> str:
     """The URL of database `name` on the test server, in Heroku's `postgres://` spelling."""
     base = PG_ADMIN_DSN.replace("postgresql://", "postgres://").rsplit("/", 1)[0]
     return f"{base}/{name}"
+
+
+def run_node(script: Path, scenario: dict[str, object], timeout: float = 120) -> dict[str, Any]:
+    """Runs a node script of tests/js with `scenario` (as JSON in $SCENARIO); its last line
+    of output is its JSON result, which must say `ok`."""
+    out = subprocess.run(
+        ["node", str(script)],
+        cwd=script.parent,
+        env={**os.environ, "SCENARIO": json.dumps(scenario)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = out.stdout.strip().splitlines()
+    assert lines, f"node printed nothing; stderr: {out.stderr}"
+    result = json.loads(lines[-1])
+    assert out.returncode == 0 and result["ok"], result
+    return dict(result)
 
 
 def free_port() -> int:

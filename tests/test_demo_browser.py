@@ -3,17 +3,15 @@ in production unless asked for, and working end to end in a real headless Chromi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import ARTIFACTS, PASSWORD, ROOT, LiveServer
+from tests.support import ARTIFACTS, PASSWORD, ROOT, LiveServer, run_node
 
 SCRIPT = ROOT / "tests" / "js" / "demo.mjs"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -74,18 +72,7 @@ def test_customer_and_agent_chat_in_a_real_browser(embedded):
     }
     for side in ("customer", "agent", "console"):
         (ARTIFACTS / f"demo-{side}.png").unlink(missing_ok=True)
-    out = subprocess.run(
-        ["node", str(SCRIPT)],
-        cwd=SCRIPT.parent,
-        env={**os.environ, "SCENARIO": json.dumps(scenario)},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    lines = out.stdout.strip().splitlines()
-    assert lines, f"node printed nothing; stderr: {out.stderr}"
-    result = json.loads(lines[-1])
-    assert out.returncode == 0 and result["ok"], result
+    result = run_node(SCRIPT, scenario, timeout=180)
     assert result["agentSawTyping"] and result["customerSawTyping"]
     for side in ("customer", "agent", "console"):
         assert (ARTIFACTS / f"demo-{side}.png").stat().st_size > 0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, run_node
 
 SCRIPT = ROOT / "tests" / "js" / "chat.mjs"
 
@@ -16,18 +12,7 @@ SCRIPT = ROOT / "tests" / "js" / "chat.mjs"
 def run_js(**scenario: object) -> dict:
     if not (ROOT / "tests" / "js" / "node_modules" / "socket.io-client").exists():
         pytest.fail("socket.io-client is not installed: run `npm ci --prefix tests/js`")
-    out = subprocess.run(
-        ["node", str(SCRIPT)],
-        env={**os.environ, "SCENARIO": json.dumps(scenario)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = out.stdout.strip().splitlines()
-    assert lines, f"node printed nothing; stderr: {out.stderr}"
-    result = json.loads(lines[-1])
-    assert out.returncode == 0 and result["ok"], result
-    return dict(result)
+    return run_node(SCRIPT, scenario)
 
 
 @pytest.mark.parametrize(
