@@ -16,11 +16,12 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from app.auth import Principal
+from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain import catchup, messages, presence
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
+from app.realtime import testpoints
 from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Realtime:
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._join_pause = testpoints.join_pause(ctx.settings)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         self._on("join_session", self.join_session)
@@ -135,9 +137,19 @@ class Realtime:
         after = _cursor(r, "after")
         r.done()
         assert session_id is not None
-        state = await catchup.join(self.ctx, conn.principal, session_id, after)
-        await self.sio.enter_room(conn.sid, session_room(session_id))
-        return state
+        # Room first, history second: a message committed in between is then in the ack,
+        # live, or both (clients drop a repeated seq), never in neither. Access is checked
+        # before entering; a join that then fails (unknown session, database away) leaves.
+        require_session_access(conn.principal, session_id)
+        room = session_room(session_id)
+        await self.sio.enter_room(conn.sid, room)
+        try:
+            if self._join_pause:
+                await asyncio.sleep(self._join_pause)
+            return await catchup.join(self.ctx, conn.principal, session_id, after)
+        except BaseException:
+            await self.sio.leave_room(conn.sid, room)
+            raise
 
     async def leave_session(self, conn: Connection, data: Any) -> dict[str, Any]:
         raw = data.get("sessionId") if isinstance(data, dict) else data

@@ -1,0 +1,24 @@
+"""Test-only pauses that widen a race window so a test can hit it every time.
+
+Read from the environment once per worker, and never in production (`ENV=production`
+ignores them), so a deployed server cannot be slowed by a stray variable.
+"""
+
+from __future__ import annotations
+
+import os
+
+from app.config import Settings
+
+# Seconds join_session waits between entering the room and reading the history.
+JOIN_PAUSE = "HELPLINE_TEST_JOIN_PAUSE"
+
+
+def join_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
+    if settings.production:
+        return 0.0
+    raw = (os.environ if environ is None else environ).get(JOIN_PAUSE, "")
+    try:
+        return max(0.0, float(raw)) if raw else 0.0
+    except ValueError:
+        return 0.0
