@@ -1,10 +1,16 @@
 """The messaging scenario: customers and agents on different workers, a fixed total send
-rate per phase, every message stamped with its send time.
+rate per phase, every message stamped with the time it was due.
 
 The generator runs in `processes` OS processes (one Python process cannot parse thousands
 of frames a second and keep its send schedule). Each holds a slice of the customers and
 agents, sends its share of the rate open-loop (the schedule does not wait for acks) and
-records, for every `new_message` that reaches the other side, the latency since the send.
+records, for every `new_message` that reaches the other side, the latency since the
+message was due by the schedule (not since the send task ran: a generator or server that
+falls behind would otherwise hide its own queueing, "coordinated omission"). Times come
+from the monotonic clock, which every process on the machine shares. The first seconds of
+each phase are a warm-up, counted for lost and duplicated messages but not for rates or
+latencies. Each message also carries the older stamps, so the report shows on the same
+deliveries what each fix changed (`method`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import aiohttp
 import httpx
 import psutil
 
-from bench import stats
+from bench import stack, stats
 from bench.sio import SioClient, connect_on
 
 PASSWORD = "bench password 1234"
@@ -33,6 +39,8 @@ DRAIN_SECONDS = 3.0
 class Phase:
     rate: float
     seconds: float
+    # Leading seconds excluded from rates and latencies (connections, caches and plans warm).
+    warmup: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,7 @@ async def find_workers(url: str, token: str, expected: int) -> list[str]:
 
 
 class Meter(Protocol):
-    def cpu_seconds(self) -> float: ...
+    def cpu_snapshot(self) -> dict[str, dict[int, float]]: ...
 
     def rss_per_worker(self) -> list[int]: ...
 
@@ -140,12 +148,14 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
     try:
         for _ in plan.phases:
             barrier.wait()
-            cpu0, gen0 = meter.cpu_seconds(), _cpu(generators)
+            cpu0, gen0 = meter.cpu_snapshot(), _cpu(generators)
             barrier.wait()
+            cpu = stack.cpu_delta(cpu0, meter.cpu_snapshot())
             meters.append(
                 {
-                    "server_cpu_s": meter.cpu_seconds() - cpu0,
-                    "generator_cpu_s": _cpu(generators) - gen0,
+                    "cpu_s": cpu,
+                    "server_cpu_s": cpu["workers"],
+                    "generator_cpu_s": round(_cpu(generators) - gen0, 3),
                     "rss_per_worker_mb": [round(r / 2**20, 1) for r in meter.rss_per_worker()],
                 }
             )
@@ -162,10 +172,15 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
     for no, phase in enumerate(plan.phases):
         figures = summarise(no, phase, outs, agents)
         figures.update(meters[no])
-        delivered = figures["messages_acked"]
-        figures["server_cpu_s_per_1000_msgs"] = (
-            round(figures["server_cpu_s"] / delivered * 1000, 3) if delivered else None
-        )
+        # The CPU window spans the whole phase (warm-up and drain too): per message sent.
+        acked = figures["messages_acked"]
+        per_1000 = {
+            group: round(seconds / acked * 1000, 3) if acked else None
+            for group, seconds in figures["cpu_s"].items()
+        }
+        per_1000["all"] = round(sum(figures["cpu_s"].values()) / acked * 1000, 3) if acked else None
+        figures["cpu_s_per_1000_msgs"] = per_1000
+        figures["server_cpu_s_per_1000_msgs"] = per_1000["workers"]
         phases.append(figures)
     return {
         "customers": sum(o["customers"] for o in outs),
@@ -193,34 +208,48 @@ def _cpu(processes: list[psutil.Process]) -> float:
 def summarise(
     no: int, phase: Phase, outs: list[dict[str, Any]], agents: list[str]
 ) -> dict[str, Any]:
-    """Offered and delivered rates, latencies, errors, lost and duplicated deliveries."""
+    """Offered and delivered rates, latencies per direction, errors, lost and duplicated
+    deliveries; `method` recomputes the p99 the ways the benchmark used to."""
     prefix = f"p{no}."
     sends = [s for o in outs for s in o["sends"] if s[0].startswith(prefix)]
+    measured = {s[0] for s in sends if not s[6]}
     got: dict[tuple[str, str], int] = {}
-    latencies = []
+    by_due: dict[str, list[float]] = {"a": [], "c": []}  # receiver side: agent, customer
+    at_send: list[float] = []
+    wall: list[float] = []
+    with_warmup: list[float] = []
     for o in outs:
-        for msg_id, receiver, latency in o["receipts"]:
-            if msg_id.startswith(prefix):
-                got[(msg_id, receiver)] = got.get((msg_id, receiver), 0) + 1
-                latencies.append(latency)
+        for msg_id, receiver, due_s, sent_s, wall_s in o["receipts"]:
+            if not msg_id.startswith(prefix):
+                continue
+            got[(msg_id, receiver)] = got.get((msg_id, receiver), 0) + 1
+            with_warmup.append(wall_s)
+            if msg_id in measured:
+                by_due[receiver[0]].append(due_s)
+                at_send.append(sent_s)
+                wall.append(wall_s)
     acked = [s for s in sends if s[5] is None]
     errors = [s[5] for s in sends if s[5] is not None]
     lost: list[tuple[str, str]] = []
     complete = 0
-    for msg_id, kind, idx, *_ in acked:
+    for msg_id, kind, idx, _, _, _, warm in acked:
         expected = agents if kind == "u" else [f"c{idx}"]
         missing = [(msg_id, r) for r in expected if (msg_id, r) not in got]
         lost += missing
-        complete += not missing
+        complete += not missing and not warm
     windows = [o["windows"][no] for o in outs if len(o["windows"]) > no]
     seconds = max(e for _, e in windows) - min(s for s, _ in windows) if windows else phase.seconds
+    latencies = by_due["a"] + by_due["c"]
+    measured_sends = [s for s in sends if not s[6]]
     return {
         "target_rate": phase.rate,
         "seconds": round(seconds, 2),
-        "offered_msgs_per_s": round(len(sends) / seconds, 1),
+        "warmup_seconds": phase.warmup,
+        "offered_msgs_per_s": round(len(measured_sends) / seconds, 1),
         "delivered_msgs_per_s": round(complete / seconds, 1),
         "messages_sent": len(sends),
         "messages_acked": len(acked),
+        "messages_measured": len(measured_sends),
         "deliveries": len(latencies),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],
@@ -228,7 +257,20 @@ def summarise(
         "lost_samples": lost[:5],
         "duplicated": sum(n - 1 for n in got.values() if n > 1),
         "e2e_ms": stats.summary(latencies),
-        "ack_ms": stats.summary([s[4] for s in acked if s[4] is not None]),
+        "e2e_ms_customer_to_agent": stats.summary(by_due["a"]),
+        "e2e_ms_agent_to_customer": stats.summary(by_due["c"]),
+        "ack_ms": stats.summary([s[4] for s in measured_sends if s[4] is not None]),
+        # The same deliveries' p99, with each fix undone in turn, and all of them at once.
+        "method": {
+            "p99_ms_now": stats.p99_ms(latencies),
+            "p99_ms_stamped_when_sent": stats.p99_ms(at_send),
+            "p99_ms_wall_clock": stats.p99_ms(wall),
+            "p99_ms_percentile_before_fix": stats.p99_ms(latencies, before_fix=True),
+            "p99_ms_warmup_included": stats.p99_ms(
+                [d for o in outs for m, _, d, _, _ in o["receipts"] if m.startswith(prefix)]
+            ),
+            "p99_ms_as_before_issue_15": stats.p99_ms(with_warmup, before_fix=True),
+        },
     }
 
 
@@ -249,16 +291,21 @@ def _process_main(part: Slice, barrier: Any, results: Any) -> None:
 
 
 async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
-    receipts: list[tuple[str, str, float]] = []  # (message id, receiver, latency s)
-    sends: list[tuple[str, str, int, float, float | None, str | None]] = []
+    # (message id, receiver, s since due, s since the send ran, the same by the wall clock)
+    receipts: list[tuple[str, str, float, float, float]] = []
+    # (message id, kind, session index, due, ack s since due, error, in the warm-up)
+    sends: list[tuple[str, str, int, float, float | None, str | None, bool]] = []
     connect_errors: list[str] = []
 
     def listener_for(receiver: str, side: str) -> Any:
         def on(event: str, data: Any) -> None:
             if event != "new_message" or data.get("senderType") == side:
                 return
-            msg_id, _, sent_at = str(data.get("content", "")).partition(" ")
-            receipts.append((msg_id, receiver, time.time() - float(sent_at)))
+            now, now_wall = time.monotonic(), time.time()
+            msg_id, due, sent, sent_wall = str(data.get("content", "")).split(" ")
+            receipts.append(
+                (msg_id, receiver, now - float(due), now - float(sent), now_wall - float(sent_wall))
+            )
 
         return on
 
@@ -296,18 +343,19 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
         await asyncio.gather(*(join(i, sid, tok) for i, sid, tok in part.customers))
         pending: set[asyncio.Task[None]] = set()
 
-        async def send(msg_id: str, kind: str, idx: int, sid: str, client: SioClient) -> None:
-            sent_at = time.time()
-            content = f"{msg_id} {sent_at:.6f}"
+        async def send(
+            msg_id: str, kind: str, idx: int, sid: str, client: SioClient, due: float, warm: bool
+        ) -> None:
+            content = f"{msg_id} {due:.6f} {time.monotonic():.6f} {time.time():.6f}"
             payload = {"sessionId": sid, "content": content, "clientMessageId": msg_id}
             try:
                 ack = await client.emit("send_message", payload)
                 if ack.get("ok"):
-                    sends.append((msg_id, kind, idx, sent_at, time.time() - sent_at, None))
+                    sends.append((msg_id, kind, idx, due, time.monotonic() - due, None, warm))
                 else:
-                    sends.append((msg_id, kind, idx, sent_at, None, str(ack.get("error"))))
+                    sends.append((msg_id, kind, idx, due, None, str(ack.get("error")), warm))
             except Exception as exc:
-                sends.append((msg_id, kind, idx, sent_at, None, repr(exc)))
+                sends.append((msg_id, kind, idx, due, None, repr(exc), warm))
 
         rng = random.Random(part.index)
         phase_windows = []
@@ -315,7 +363,6 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
             await asyncio.to_thread(barrier.wait)
             interval = 1 / (phase.rate * part.rate_share)
             start = time.monotonic()
-            t_start = time.time()
             n = 0
             while True:
                 due = start + n * interval
@@ -325,23 +372,24 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 msg_id = f"p{phase_no}.{part.index}.{n}.{uuid.uuid4().hex[:6]}"
+                warm = due - start < phase.warmup
                 if customers and (not agents or rng.random() < part.customer_share):
                     idx, sid, client = rng.choice(customers)
-                    task = asyncio.create_task(send(msg_id, "u", idx, sid, client))
+                    task = asyncio.create_task(send(msg_id, "u", idx, sid, client, due, warm))
                 else:
                     idx = rng.randrange(len(part.session_ids))
                     client = rng.choice(agents)
                     task = asyncio.create_task(
-                        send(msg_id, "a", idx, part.session_ids[idx], client)
+                        send(msg_id, "a", idx, part.session_ids[idx], client, due, warm)
                     )
                 pending.add(task)
                 task.add_done_callback(pending.discard)
                 n += 1
-            t_end = time.time()
+            window = (start + phase.warmup, time.monotonic())
             if pending:
                 await asyncio.wait(list(pending), timeout=30)
             await asyncio.sleep(DRAIN_SECONDS)
-            phase_windows.append((t_start, t_end))
+            phase_windows.append(window)
             await asyncio.to_thread(barrier.wait)
         # A connection the server closed mid-run explains every delivery it then missed.
         dropped = [f"a{part.index}.{n}" for n, c in enumerate(agents) if not c.open]

@@ -19,7 +19,11 @@ from app.config import Settings
 from bench import stats
 from bench.sio import SioClient
 
-SETTLE_SECONDS = 3.0
+# Until issue 15 the worker's memory was read 3 s after the last connect, before the
+# first Engine.IO ping (every 25 s) had gone out and been answered: what a connection
+# costs once its ping cycle runs was not counted. Now it is read after `settle` seconds
+# (full runs: one ping interval and a margin); the 3 s figure is kept beside it.
+EARLY_READ_SECONDS = 3.0
 
 
 class Meter(Protocol):
@@ -27,7 +31,7 @@ class Meter(Protocol):
 
 
 def run(
-    url: str, jwt_secret: str, connections: int, processes: int, meter: Meter
+    url: str, jwt_secret: str, connections: int, processes: int, meter: Meter, settle: float
 ) -> dict[str, Any]:
     tokens = Tokens(Settings(jwt_secret=jwt_secret))
     asyncio.run(_hold([tokens.customer(uuid.uuid4())], url, None))  # warm the code paths
@@ -46,7 +50,9 @@ def run(
     started = time.monotonic()
     barrier.wait(timeout=600)
     connect_seconds = time.monotonic() - started
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(min(EARLY_READ_SECONDS, settle))
+    early = sum(meter.rss_per_worker())
+    time.sleep(max(0.0, settle - EARLY_READ_SECONDS))
     after = sum(meter.rss_per_worker())
     barrier.wait(timeout=60)
     outs = [queue.get(timeout=120) for _ in procs]
@@ -62,7 +68,9 @@ def run(
         "connect_seconds": round(connect_seconds, 1),
         "worker_rss_before_mb": round(before / 2**20, 1),
         "worker_rss_after_mb": round(after / 2**20, 1),
+        "settle_seconds": settle,
         "rss_per_connection_kb": round((after - before) / max(held, 1) / 1024, 1),
+        "rss_per_connection_kb_read_early": round((early - before) / max(held, 1) / 1024, 1),
     }
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,10 @@ from bench import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
+# Unset: the run starts a Redis server of its own (see `private_redis`), so its CPU is
+# the benchmark's alone and not the other test runs' sharing the machine's Redis.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_PRIVATE = False
 JWT_SECRET = "bench-secret-" + "x" * 32
 
 # Production settings except the limits a load test would trip over by design.
@@ -90,6 +94,67 @@ def database(code_dir: Path) -> Iterator[str]:
         yield url
     finally:
         _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A throwaway redis-server on a free port for this run (when BENCH_REDIS_URL is unset
+    and redis-server is installed); otherwise the shared one."""
+    global REDIS_URL, REDIS_PRIVATE
+    binary = shutil.which("redis-server")
+    if "BENCH_REDIS_URL" in os.environ or binary is None:
+        yield REDIS_URL
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=stats.raise_nofile,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        saved = REDIS_URL
+        REDIS_URL, REDIS_PRIVATE = url, True
+        try:
+            yield url
+        finally:
+            REDIS_URL, REDIS_PRIVATE = saved, False
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+CpuSnapshot = dict[str, dict[int, float]]
+
+
+def _times(processes: list[psutil.Process]) -> dict[int, float]:
+    out = {}
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def cpu_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """CPU seconds each group spent between two snapshots (a process that appeared in
+    between counts from zero; one that exited in between is not counted)."""
+    return {
+        group: round(sum(t - before.get(group, {}).get(pid, 0.0) for pid, t in times.items()), 3)
+        for group, times in after.items()
+    }
+
+
+# PostgreSQL's shared helpers that work for every database (WAL, checkpoints).
+_PG_HELPERS = ("walwriter", "checkpointer", "background writer", "wal writer")
 
 
 @dataclass
@@ -171,6 +236,37 @@ class Server:
                 t = p.cpu_times()
                 total += t.user + t.system
         return total
+
+    def postgres_processes(self) -> list[psutil.Process]:
+        """The backends serving this server's database, and PostgreSQL's shared WAL and
+        checkpoint helpers (which other databases' writes also use)."""
+        database = self.database_url.rsplit("/", 1)[-1]
+        out = []
+        for p in psutil.process_iter(["name", "cmdline"]):
+            title = " ".join(p.info["cmdline"] or [])
+            if p.info["name"] == "postgres" and (
+                f" {database} " in title or any(h in title for h in _PG_HELPERS)
+            ):
+                out.append(p)
+        return out
+
+    def redis_processes(self) -> list[psutil.Process]:
+        """The Redis server (the run's own one unless BENCH_REDIS_URL names a shared one)."""
+        port = REDIS_URL.rsplit(":", 1)[-1].split("/")[0]
+        out = []
+        for p in psutil.process_iter(["name", "cmdline"]):
+            title = " ".join(p.info["cmdline"] or [])  # redis-server shows host:port
+            if p.info["name"] == "redis-server" and (not REDIS_PRIVATE or f":{port}" in title):
+                out.append(p)
+        return out
+
+    def cpu_snapshot(self) -> CpuSnapshot:
+        """Cumulative CPU seconds per process of every group that serves a message."""
+        return {
+            "workers": _times(self.all_processes()),
+            "postgres": _times(self.postgres_processes()),
+            "redis": _times(self.redis_processes()),
+        }
 
     def rss_per_worker(self) -> list[int]:
         out = []

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import resource
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
+    """Nearest-rank percentile of an ascending list: the smallest value with at least
+    q % of the values at or below it (rank ceil(q/100 * n))."""
+    if not sorted_values:
+        return float("nan")
+    n = len(sorted_values)
+    rank = max(1, min(n, math.ceil(q / 100 * n - 1e-9)))
+    return sorted_values[rank - 1]
+
+
+def percentile_before_fix(sorted_values: list[float], q: float) -> float:
+    """The benchmark's percentile until issue 15: rank round(q/100*n + 0.5), where
+    round() goes to the even neighbour, so p99 of 100 values was the maximum. Kept only
+    to show the fix on the same data."""
     if not sorted_values:
         return float("nan")
     rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
@@ -25,6 +38,20 @@ def summary(seconds: list[float]) -> dict[str, float | int | None]:
         "p99": round(percentile(values, 99) * 1000, 2),
         "max": round(values[-1] * 1000, 2),
     }
+
+
+def p99_ms(seconds: list[float], *, before_fix: bool = False) -> float | None:
+    if not seconds:
+        return None
+    values = sorted(seconds)
+    pick = percentile_before_fix if before_fix else percentile
+    return round(pick(values, 99) * 1000, 2)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def raise_nofile(wanted: int = 65536) -> int:
