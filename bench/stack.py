@@ -52,13 +52,15 @@ def free_port() -> int:
 
 
 def web_command(code_dir: Path) -> list[str]:
-    """The Procfile's `web:` line, run with this interpreter (`helpline` is
-    `python -m app.cli`), so a baseline checkout serves its own code."""
+    """The Procfile's `web:` line, run with this interpreter (older checkouts say
+    `helpline`, i.e. `python -m app.cli`), so a baseline checkout serves its own code."""
     for line in (code_dir / "Procfile").read_text().splitlines():
         if line.startswith("web:"):
             argv = shlex.split(line.partition(":")[2])
             if argv and argv[0] == "helpline":
                 return [sys.executable, "-m", "app.cli", *argv[1:]]
+            if argv and argv[0] in ("python", "python3"):
+                return [sys.executable, *argv[1:]]
             return argv
     raise RuntimeError(f"no web: line in {code_dir / 'Procfile'}")
 

@@ -19,7 +19,8 @@ if [ ! -x .venv/bin/python ]; then
   fi
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 
 if command -v npm >/dev/null; then
   npm ci --prefix app/demo --no-audit --no-fund --loglevel=error >/dev/null

@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Exactly the locked versions (hash-checked), then the project itself without resolving
+# anything more (the locked setuptools builds it): see the README's "Dependencies".
+.venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+  -r requirements-dev.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 if [ -f tests/js/package.json ]; then
   npm ci --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
 fi
