@@ -1,4 +1,9 @@
-"""Fixed-window rate limits over the shared state, so every worker counts together."""
+"""Fixed-window rate limits over the shared state, so every worker counts together.
+
+Counting comes first and is atomic (one Redis script): a burst of concurrent requests
+cannot all pass a check before any of them is counted. `Retry-After` is when the window
+really frees (the counter's remaining life, rounded up), not the window's full length.
+"""
 
 from __future__ import annotations
 
@@ -17,28 +22,31 @@ class RateLimiter:
         self._state = state
         self._window = window
 
-    async def hit(self, bucket: str, key: str, limit: int) -> None:
-        """Count one event; raise RateLimited once `limit` is passed in this window.
+    async def count(self, bucket: str, key: str) -> tuple[int, int]:
+        """Count one event; returns (events this window, seconds until it frees).
 
-        With Redis unreachable the limit fails open: refusing every login or message
-        because a counter store is down would turn a Redis outage into a full outage.
+        With Redis unreachable the count is (0, 0), so limits fail open: refusing every
+        login or message because a counter store is down would turn a Redis outage into a
+        full outage.
         """
         try:
-            count, retry_after = await self._state.hit(f"rl:{bucket}:{key}", self._window)
+            return await self._state.hit(f"rl:{bucket}:{key}", self._window)
         except (RedisError, OSError) as exc:
             log.warning("rate limit %s not enforced, state store unavailable: %s", bucket, exc)
-            return
+            return 0, 0
+
+    async def hit(self, bucket: str, key: str, limit: int) -> None:
+        """Count one event; raise RateLimited once `limit` is passed in this window."""
+        count, retry_after = await self.count(bucket, key)
         if count > limit:
             raise RateLimited(retry_after)
 
-    async def check(self, bucket: str, key: str, limit: int) -> None:
-        """Raise RateLimited if `limit` events were already counted, without counting one."""
+    async def refund(self, bucket: str, key: str) -> None:
+        """Take back one event counted by `hit` (it turned out not to be one to limit)."""
         try:
-            values = await self._state.get_many([f"rl:{bucket}:{key}"])
+            await self._state.refund(f"rl:{bucket}:{key}")
         except (RedisError, OSError):
             return
-        if values[0] is not None and int(values[0]) >= limit:
-            raise RateLimited(self._window)
 
     async def reset(self, bucket: str, key: str) -> None:
         try:

@@ -7,6 +7,7 @@ stand-in for a single worker with no Redis.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -15,7 +16,12 @@ import redis.asyncio as aioredis
 
 class State(Protocol):
     async def hit(self, key: str, window: int) -> tuple[int, int]:
-        """Count one event in the current window; returns (count, seconds left)."""
+        """Count one event in the current window; returns (count, seconds until the window
+        frees, rounded up)."""
+        ...
+
+    async def refund(self, key: str) -> None:
+        """Take back one counted event (a login that turned out right), if still counted."""
         ...
 
     async def put(self, key: str, value: str, ttl: int) -> None: ...
@@ -62,12 +68,19 @@ return due
 # EXEC cost five commands' worth of client CPU).
 HIT = """
 local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  ttl = tonumber(ARGV[1]) * 1000
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return {count, ttl}
+"""
+
+# Never below zero, never resurrecting an expired window.
+REFUND = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return count
 """
 
 
@@ -92,10 +105,14 @@ class RedisState:
         self.redis = aioredis.Redis(connection_pool=pool)
         self._take_due = self.redis.register_script(TAKE_DUE)
         self._hit = self.redis.register_script(HIT)
+        self._refund = self.redis.register_script(REFUND)
 
     async def hit(self, key: str, window: int) -> tuple[int, int]:
-        count, ttl = await self._hit(keys=[self.prefix + key], args=[window])
-        return int(count), max(int(ttl), 1)
+        count, millis = await self._hit(keys=[self.prefix + key], args=[window])
+        return int(count), max(math.ceil(int(millis) / 1000), 1)
+
+    async def refund(self, key: str) -> None:
+        await self._refund(keys=[self.prefix + key])
 
     async def put(self, key: str, value: str, ttl: int) -> None:
         await self.redis.set(self.prefix + key, value, ex=ttl)
@@ -177,7 +194,12 @@ class MemoryState:
         count = int(current) + 1
         expires = self._values[key][1]
         self._values[key] = (str(count), expires)
-        return count, max(int(expires - now), 1)
+        return count, max(math.ceil(expires - now), 1)
+
+    async def refund(self, key: str) -> None:
+        current = self._live(key)
+        if current is not None and int(current) > 0:
+            self._values[key] = (str(int(current) - 1), self._values[key][1])
 
     async def put(self, key: str, value: str, ttl: int) -> None:
         self._values[key] = (value, time.monotonic() + ttl)

@@ -6,6 +6,8 @@ on the loopback network (127.0.0.x) to act as different machines.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
@@ -15,10 +17,16 @@ from tests.support import PASSWORD, LiveServer, assert_error, bearer
 
 LIMITS = {
     "RATE_LOGIN_FAILURES": "3",
+    "RATE_LOGIN_FAILURES_IP": "5",
+    "RATE_LOGIN_EMAIL_CEILING": "4",
+    "LOGIN_SLOWDOWN": "1",
     "RATE_REGISTER": "3",
     "RATE_SESSION_CREATE": "3",
     "RATE_MESSAGES": "5",
     "RATE_WINDOW": "60",
+    # Real hashing cost: a password check takes long enough for a burst to overlap it.
+    "ARGON2_TIME_COST": "2",
+    "ARGON2_MEMORY_KIB": "19456",
 }
 
 Client = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -73,38 +81,80 @@ async def two_admins(client: Client) -> None:
     assert r.status_code == 201
 
 
-async def test_failed_logins_are_limited_per_account_across_addresses_and_servers(
+async def test_failed_logins_from_many_addresses_slow_but_never_lock_the_owner_out(
     client: Client, two_admins: None
 ):
-    for i, ip in enumerate(("127.0.0.2", "127.0.0.3", "127.0.0.4")):
+    # Five addresses fail for ada (past the per-email ceiling of 4), on both servers.
+    for i, ip in enumerate(("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6")):
         c = await client(ip, server=i % 2)
         assert_error(
             await login(c, "ada@example.com", "wrong password"), 401, "invalid_credentials"
         )
-    fresh = await client("127.0.0.5", server=1)
-    # Even the right password waits out the window: guessing cannot continue elsewhere.
-    assert_limited(await login(fresh, "ada@example.com", PASSWORD))
-    assert (await login(fresh, "bob@example.com", PASSWORD)).status_code == 200
+    owner = await client("127.0.0.7", server=1)
+    started = time.monotonic()
+    assert (await login(owner, "ada@example.com", PASSWORD)).status_code == 200
+    # Past the ceiling every login for the email waits LOGIN_SLOWDOWN (1 s) first.
+    assert time.monotonic() - started >= 1
+    assert (await login(owner, "bob@example.com", PASSWORD)).status_code == 200
+
+
+async def test_failed_logins_are_limited_per_email_and_address_across_servers(
+    client: Client, two_admins: None
+):
+    for server in (0, 1, 0):
+        c = await client("127.0.0.2", server=server)
+        assert_error(
+            await login(c, "ada@example.com", "wrong password"), 401, "invalid_credentials"
+        )
+    # Even the right password waits out the window from that address...
+    assert_limited(await login(await client("127.0.0.2", server=1), "ada@example.com", PASSWORD))
+    # ... while the same address may still log in as someone else, and ada elsewhere.
+    assert (await login(await client("127.0.0.2"), "bob@example.com", PASSWORD)).status_code == 200
+    assert (await login(await client("127.0.0.3"), "ada@example.com", PASSWORD)).status_code == 200
 
 
 async def test_failed_logins_are_limited_per_address(client: Client, two_admins: None):
     c = await client("127.0.0.2")
-    for email in ("x@example.com", "y@example.com", "z@example.com"):
-        assert_error(await login(c, email, "wrong password"), 401, "invalid_credentials")
+    for i in range(5):
+        r = await login(c, f"x{i}@example.com", "wrong password")
+        assert_error(r, 401, "invalid_credentials")
     assert_limited(await login(c, "ada@example.com", PASSWORD))
     other = await client("127.0.0.3")
     assert (await login(other, "ada@example.com", PASSWORD)).status_code == 200
 
 
-async def test_a_successful_login_clears_the_accounts_failure_count(
+async def test_a_concurrent_burst_of_logins_checks_no_more_passwords_than_the_limit(
     client: Client, two_admins: None
 ):
-    for ip in ("127.0.0.2", "127.0.0.3"):
-        await login(await client(ip), "ada@example.com", "wrong password")
-    assert (await login(await client("127.0.0.4"), "ada@example.com", PASSWORD)).status_code == 200
-    for ip in ("127.0.0.5", "127.0.0.6"):
-        await login(await client(ip), "ada@example.com", "wrong password")
-    assert (await login(await client("127.0.0.7"), "ada@example.com", PASSWORD)).status_code == 200
+    clients = [await client("127.0.0.2", server=i % 2) for i in range(30)]
+    # Connected beforehand, so the logins arrive together.
+    await asyncio.gather(*(c.get("/health") for c in clients))
+    answers = await asyncio.gather(
+        *(login(c, "ada@example.com", "wrong password") for c in clients)
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [401] * 3 + [429] * 27
+
+
+async def test_retry_after_says_when_the_window_really_frees(client: Client, two_admins: None):
+    c = await client("127.0.0.2")
+    for _ in range(3):
+        await login(c, "ada@example.com", "wrong password")
+    await asyncio.sleep(2.2)
+    r = await login(c, "ada@example.com", "wrong password")
+    assert_limited(r)
+    # The window opened over 2 s ago: it frees in at most 58 s (rounded up), not 60.
+    assert int(r.headers["retry-after"]) <= 58
+
+
+async def test_a_successful_login_clears_the_failure_count(client: Client, two_admins: None):
+    c = await client("127.0.0.2")
+    for _ in range(2):
+        await login(c, "ada@example.com", "wrong password")
+    assert (await login(c, "ada@example.com", PASSWORD)).status_code == 200
+    for _ in range(2):
+        await login(c, "ada@example.com", "wrong password")
+    assert (await login(c, "ada@example.com", PASSWORD)).status_code == 200
 
 
 async def test_registration_is_limited_per_address(client: Client):
@@ -146,3 +196,36 @@ async def test_message_posting_is_limited_per_token_across_servers(client: Clien
     assert_limited(await send(b, one))
     assert (await send(a, two)).status_code == 201
     assert await db.fetchval("SELECT count(*) FROM message") == 6
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    """A server told that one proxy (Heroku's router, say) stands in front of it."""
+    with LiveServer.running(
+        "strict-proxied", database_url, redis_url, TRUSTED_PROXIES="1", **LIMITS
+    ) as live:
+        yield live
+
+
+async def create_as(c: httpx.AsyncClient, forwarded_for: str | None) -> int:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    r = await c.post("/api/sessions", json={"userId": "u"}, headers=headers)
+    return r.status_code
+
+
+async def test_behind_a_trusted_proxy_one_visitor_is_limited_and_not_the_others(
+    behind_proxy: LiveServer,
+):
+    # Every request comes from the proxy's address; the proxy appends the visitor's.
+    async with httpx.AsyncClient(base_url=behind_proxy.url, timeout=10) as router:
+        assert [await create_as(router, "203.0.113.7") for _ in range(3)] == [201] * 3
+        assert await create_as(router, "203.0.113.7") == 429
+        # Whatever the visitor writes into the header itself stays to the left: ignored.
+        assert await create_as(router, "198.51.100.1, 203.0.113.7") == 429
+        assert await create_as(router, "198.51.100.9") == 201
+
+
+async def test_without_trusted_proxies_a_forwarded_for_header_is_ignored(client: Client):
+    c = await client("127.0.0.2")
+    statuses = [await create_as(c, f"198.51.100.{i}") for i in range(4)]
+    assert statuses == [201, 201, 201, 429]

@@ -254,3 +254,16 @@ async def test_status_change_of_an_unknown_session_is_not_found(api, make, bad_i
         f"/api/sessions/{bad_id}/status", json={"status": "closed"}, headers=bearer(token)
     )
     assert_error(r, 404, "not_found")
+
+
+async def test_query_values_cannot_inject_entries_into_the_link_header(api, make):
+    token = await make.admin_token()
+    for _ in range(2):
+        await make.session()
+    evil = '>; rel="next", <https://evil.example/x'
+    r = await api.get("/api/sessions", params={"limit": 1, "q": evil}, headers=bearer(token))
+    assert r.status_code == 200
+    link = r.headers["link"]
+    # One entry: the value is percent-encoded inside the one <…>.
+    assert link.count("<") == 1 and link.count(">") == 1 and link.count("rel=") == 1
+    assert link.startswith("</api/sessions?") and link.endswith('>; rel="next"')

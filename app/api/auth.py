@@ -10,13 +10,13 @@ from app.api.common import (
     AUTH,
     STR,
     body_of,
-    client_ip,
     documented,
     json,
     obj,
     principal_of,
     services,
 )
+from app.client_ip import client_ip
 from app.domain import admins
 from app.validation import MAX_PASSWORD, MIN_PASSWORD, Reader, read_registration
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import orjson
 from sanic import Request
@@ -43,10 +44,6 @@ def body_of(request: Request) -> Any:
         raise BadRequest("Request body is not valid JSON", code="invalid_json") from None
 
 
-def client_ip(request: Request) -> str:
-    return request.remote_addr or request.ip or "unknown"
-
-
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
     return HTTPResponse(
         orjson.dumps(data), status=status, headers=headers, content_type="application/json"
@@ -57,8 +54,9 @@ def next_link(request: Request, params: dict[str, Any]) -> dict[str, str]:
     """RFC 8288 `Link: <…>; rel="next"` carrying the current query with the new cursor."""
     query = {k: v for k, v in request.args.items() if k not in ("before", "after")}
     merged = {**{k: v[0] for k, v in query.items()}, **{k: str(v) for k, v in params.items()}}
-    qs = "&".join(f"{k}={v}" for k, v in merged.items())
-    return {"Link": f'<{request.path}?{qs}>; rel="next"'}
+    # Every value percent-encoded: a query value must not close the <…> or add a link.
+    qs = urlencode(merged, quote_via=quote)
+    return {"Link": f'<{quote(request.path)}?{qs}>; rel="next"'}
 
 
 ERROR_SCHEMA = {

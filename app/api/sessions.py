@@ -9,7 +9,6 @@ from app.api.common import (
     SESSION,
     STR,
     body_of,
-    client_ip,
     documented,
     json,
     next_link,
@@ -17,6 +16,7 @@ from app.api.common import (
     principal_of,
     services,
 )
+from app.client_ip import client_ip
 from app.domain import sessions
 from app.errors import BadRequest, Unauthorized
 from app.validation import MAX_USER_ID, Reader, path_uuid, query_int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -11,7 +12,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from app import db, serialize
 from app.auth import Principal, require_admin
 from app.context import Services
-from app.errors import Conflict, Forbidden, Unauthorized
+from app.errors import Conflict, Forbidden, RateLimited, Unauthorized
 
 INVALID_LOGIN = "Invalid email or password"
 
@@ -73,19 +74,32 @@ async def _check_may_register(ctx: Services, principal: Principal | None) -> Non
 
 
 async def login(ctx: Services, *, email: str, password: str, ip: str) -> dict[str, Any]:
-    """One answer for an unknown email and a wrong password; failures are rate limited
-    per email and per IP, and a success clears the email's count."""
-    limit = ctx.settings.rate_login_failures
-    await ctx.limiter.check("login-ip", ip, limit)
-    await ctx.limiter.check("login-email", email, limit)
+    """One answer for an unknown email and a wrong password.
+
+    Attempts are counted before the password is checked (a concurrent burst cannot slip
+    past the limit) and a right password takes its attempt back. Limits: per (email, IP)
+    and per IP they refuse (429); per email alone they only slow, so a stranger failing
+    for an email from many addresses cannot lock its owner out.
+    """
+    settings = ctx.settings
+    pair = f"{email}|{ip}"
+    await ctx.limiter.hit("login-ip", ip, settings.rate_login_failures_ip)
+    try:
+        await ctx.limiter.hit("login-pair", pair, settings.rate_login_failures)
+    except RateLimited:
+        await ctx.limiter.refund("login-ip", ip)
+        raise
+    failures, _ = await ctx.limiter.count("login-email", email)
+    if failures > settings.rate_login_email_ceiling:
+        await asyncio.sleep(settings.login_slowdown)
     row = await db.fetch_one(
         "SELECT id, email, password, full_name, created_at FROM admin WHERE email = {}", email
     )
     if not await ctx.passwords.verify(password, row["password"] if row else None) or row is None:
-        await ctx.limiter.hit("login-ip", ip, limit)
-        await ctx.limiter.hit("login-email", email, limit)
         raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
-    await ctx.limiter.reset("login-email", email)
+    await ctx.limiter.reset("login-pair", pair)
+    await ctx.limiter.refund("login-ip", ip)
+    await ctx.limiter.refund("login-email", email)
     return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
 
 
