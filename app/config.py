@@ -6,13 +6,22 @@ the README's configuration table is generated from `SETTINGS` so the two cannot 
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, field, fields
+import secrets
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from dotenv import load_dotenv
 
+# The old published default: a server still configured with it signs nothing with it.
 DEFAULT_JWT_SECRET = "change-me"
+# ENV accepts these only: a typo such as `prod` must not quietly mean "development".
+ENVIRONMENTS = ("development", "test", "production")
+# Where a per-start random secret is handed to the workers of the same start.
+GENERATED_SECRET_VAR = "HELPLINE_GENERATED_JWT_SECRET"
+
+log = logging.getLogger(__name__)
 
 
 def _setting(default: Any, doc: str) -> Any:
@@ -21,7 +30,11 @@ def _setting(default: Any, doc: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = _setting("development", "`production` turns on the start-up safety checks.")
+    env: str = _setting(
+        "development",
+        "`development`, `test` or `production` (anything else refuses to start); "
+        "`production` turns on the start-up safety checks.",
+    )
     database_url: str = _setting(
         "", "PostgreSQL URL (`postgres://user:pass@host:port/db`). Empty: embedded SQLite."
     )
@@ -30,7 +43,11 @@ class Settings:
     redis_namespace: str = _setting(
         "helpline", "Prefix of every Redis key and the Socket.IO channel (share one Redis)."
     )
-    jwt_secret: str = _setting(DEFAULT_JWT_SECRET, "HS256 signing key; required in production.")
+    jwt_secret: str = _setting(
+        "",
+        "HS256 signing key; required in production. Elsewhere, unset means a random "
+        "secret per start (tokens die on restart).",
+    )
     port: int = _setting(3001, "HTTP port.")
     host: str = _setting("0.0.0.0", "Interface to bind.")
     web_concurrency: int = _setting(1, "Worker processes.")
@@ -40,7 +57,9 @@ class Settings:
     open_signup: bool = _setting(False, "Let anyone register an admin after the first one exists.")
     typing_ttl: int = _setting(5, "Seconds a typing indicator lives without a refresh.")
     presence_ttl: int = _setting(60, "Seconds a presence entry lives without a heartbeat.")
-    rate_login_failures: int = _setting(10, "Failed logins allowed per email and per IP a window.")
+    rate_login_failures: int = _setting(
+        10, "Failed logins allowed per (email, client IP) a window; then 429."
+    )
     rate_register: int = _setting(10, "Registrations allowed per IP a window.")
     rate_session_create: int = _setting(30, "Sessions created per IP a window.")
     rate_messages: int = _setting(120, "Messages posted per token a window.")
@@ -54,6 +73,44 @@ class Settings:
         True, "Serve the demo console at /demo (default off when ENV=production)."
     )
     log_level: str = _setting("INFO", "Python log level.")
+    trusted_proxies: int = _setting(
+        0,
+        "Proxies in front of the server that append to X-Forwarded-For (Heroku: 1, one "
+        "nginx: 1, none: 0). 0 ignores the header: the client IP is the TCP peer.",
+    )
+    rate_login_failures_ip: int = _setting(
+        30, "Failed logins allowed per client IP a window, whatever the emails; then 429."
+    )
+    rate_login_email_ceiling: int = _setting(
+        100,
+        "Failed logins per email a window from all IPs together past which every login "
+        "for it is slowed by LOGIN_SLOWDOWN (never locked).",
+    )
+    login_slowdown: int = _setting(
+        2, "Seconds each login waits once its email is past the ceiling."
+    )
+    socket_events_per_second: int = _setting(
+        10, "Socket events one connection may send a second (sustained); more answer 429."
+    )
+    socket_event_burst: int = _setting(
+        30, "Socket events one connection may send at once before the per-second rate applies."
+    )
+    socket_queue_bytes: int = _setting(
+        1024 * 1024,
+        "Bytes waiting to be sent to one connection; past it (a client that does not read) "
+        "the connection is closed.",
+    )
+    socket_auth_timeout: int = _setting(
+        10, "Seconds a new Engine.IO connection has to authenticate (Socket.IO CONNECT)."
+    )
+    connections_per_ip: int = _setting(
+        100, "Engine.IO connections one client IP may hold open, per worker."
+    )
+    join_page_bytes: int = _setting(
+        256 * 1024,
+        "Largest message content one join_session ack carries, bytes (then hasMore: page on "
+        "with REST).",
+    )
 
     @property
     def production(self) -> bool:
@@ -89,14 +146,29 @@ class Settings:
                     raise ConfigError(f"{f.name.upper()} must be an integer, got {raw!r}") from exc
             else:
                 values[f.name] = raw
-        if "demo_enabled" not in values and environ.get("ENV") == "production":
+        env = values.get("env", cls.env)
+        if env not in ENVIRONMENTS:
+            raise ConfigError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+        if "demo_enabled" not in values and env == "production":
             values["demo_enabled"] = False
-        return cls(**values)
+        settings = cls(**values)
+        if env != "production" and settings.jwt_secret in ("", DEFAULT_JWT_SECRET):
+            settings = replace(settings, jwt_secret=_generated_secret(environ))
+        return settings
+
+    @property
+    def secret_generated(self) -> bool:
+        return self.jwt_secret == os.environ.get(GENERATED_SECRET_VAR)
 
     def secret_problem(self) -> str | None:
         """Why JWT_SECRET cannot protect tokens, if it cannot (fatal only in production)."""
         if self.jwt_secret in ("", DEFAULT_JWT_SECRET):
             return "JWT_SECRET is missing or the default: set a long random secret"
+        if self.secret_generated:
+            return (
+                "JWT_SECRET is missing or the default: signing with a random secret per "
+                "start instead (tokens die on restart)"
+            )
         if len(self.jwt_secret) < 32:
             return "JWT_SECRET is shorter than 32 characters"
         return None
@@ -115,6 +187,21 @@ class Settings:
                 "set WEB_CONCURRENCY=1 or configure both URLs"
             )
         return found
+
+
+def _generated_secret(environ: dict[str, str]) -> str:
+    """A random secret for this start, never a known constant: nobody can forge a token,
+    and tokens die with the process. The first caller of a start (the main process)
+    draws it; the workers it spawns inherit it through the environment, so they agree."""
+    secret = environ.get(GENERATED_SECRET_VAR) or os.environ.get(GENERATED_SECRET_VAR)
+    if not secret:
+        secret = secrets.token_urlsafe(48)
+        os.environ[GENERATED_SECRET_VAR] = secret
+        log.warning(
+            "JWT_SECRET is not set: signing with a random secret for this start only "
+            "(tokens stop working on restart); set JWT_SECRET to keep them"
+        )
+    return secret
 
 
 class ConfigError(RuntimeError):
