@@ -7,8 +7,16 @@ from typing import Any, Protocol
 ADMINS_ROOM = "admins"
 
 
+SESSION_ROOM_PREFIX = "session:"
+
+
 def session_room(session_id: object) -> str:
-    return f"session:{session_id}"
+    return f"{SESSION_ROOM_PREFIX}{session_id}"
+
+
+def session_of_room(room: str) -> str | None:
+    """The session id of a session room, None for any other room."""
+    return room.removeprefix(SESSION_ROOM_PREFIX) if room.startswith(SESSION_ROOM_PREFIX) else None
 
 
 class Broadcaster(Protocol):

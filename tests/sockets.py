@@ -18,6 +18,7 @@ EVENTS = (
     "session_updated",
     "customer_presence",
     "error",
+    "rejoin",
 )
 
 

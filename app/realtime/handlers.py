@@ -17,11 +17,12 @@ from urllib.parse import parse_qs
 import socketio
 
 from app.auth import Principal, require_session_access
-from app.broadcast import ADMINS_ROOM, session_room
+from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
 from app.domain import catchup, messages, presence
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
 from app.realtime import testpoints
+from app.realtime.manager import RoomChannelManager
 from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Realtime:
         self._on("send_message", self.send_message, legacy_error=True)
         self._on("typing", self.typing)
         self._on("mark_read", self.mark_read)
+        if isinstance(sio.manager, RoomChannelManager):
+            sio.manager.on_resubscribed = self.rejoin_notice
 
     def _on(self, event: str, handler: Handler, legacy_error: bool = False) -> None:
         async def acked(sid: str, *args: Any) -> dict[str, Any]:
@@ -150,6 +153,18 @@ class Realtime:
         except BaseException:
             await self.sio.leave_room(conn.sid, room)
             raise
+
+    async def rejoin_notice(self, namespace: str, rooms: list[str]) -> None:
+        """After Redis came back, tell this worker's clients that live events may have
+        been missed: `rejoin {sessionId}` to each session room (join again with `after`),
+        `rejoin {sessionId: null}` to staff (reload the inbox)."""
+        for room in rooms:
+            session_id = session_of_room(room)
+            if session_id is None and room != ADMINS_ROOM:
+                continue
+            await self.sio.emit(
+                "rejoin", {"sessionId": session_id}, to=room, namespace=namespace, ignore_queue=True
+            )
 
     async def leave_session(self, conn: Connection, data: Any) -> dict[str, Any]:
         raw = data.get("sessionId") if isinstance(data, dict) else data

@@ -3,14 +3,13 @@
 Mounted with python-socketio's native Sanic mode (`async_mode="sanic"`, `attach`) so it
 runs under Sanic's own multi-worker server and its listeners; the ASGI route would need a
 second server (uvicorn) that the stack does not include. Cross-worker emits go through
-`AsyncRedisManager`; without REDIS_URL the in-process manager serves the single worker.
+our `RoomChannelManager` (a Redis channel per room, manager.py); without REDIS_URL the
+in-process manager serves the single worker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
@@ -21,13 +20,11 @@ from app.config import Settings
 from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
 from app.realtime.engine import SocketIO
+from app.realtime.manager import RoomChannelManager
 
 PATH = "socket.io"
 PING_INTERVAL = 25
 PING_TIMEOUT = 20
-# Seconds between the Redis listener's reconnect attempts: doubling from the first to the cap.
-LISTEN_RETRY_FIRST = 0.5
-LISTEN_RETRY_CAP = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +38,18 @@ class SocketBroadcaster:
         await self._sio.emit(event, data, to=rooms, skip_sid=skip)
 
 
-class RedisManager(socketio.AsyncRedisManager):
-    """python-socketio's Redis manager, with its listener's reconnect delay capped.
-
-    Upstream doubles the delay up to 60 s, so after a long Redis outage a worker stayed
-    deaf to other workers' emits for up to a minute after Redis was back. Same loop,
-    shorter cap.
-    """
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        delay = LISTEN_RETRY_FIRST
-        while True:
-            try:
-                self._redis_connect()
-                await self.pubsub.subscribe(self.channel)
-                delay = LISTEN_RETRY_FIRST
-                async for message in self.pubsub.listen():
-                    yield message
-            except Exception as exc:
-                log.warning("Socket.IO Redis listener lost Redis (%r), retry in %ss", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LISTEN_RETRY_CAP)
+def channel_name(settings: Settings) -> str:
+    """The Socket.IO control channel; every room channel is derived from it
+    (manager.room_channel). The one place that names Socket.IO's Redis channels."""
+    return f"{settings.redis_namespace}-socketio"
 
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
     manager = (
-        RedisManager(
+        RoomChannelManager(
             settings.redis_url,
-            channel=f"{settings.redis_namespace}-socketio",
-            # Every cross-worker emit is encoded once and decoded once per worker.
-            json=OrjsonCodec,
+            channel_name(settings),
+            stats_key=f"{settings.redis_namespace}:socketio:counters",
         )
         if settings.redis_url
         else None

@@ -155,6 +155,11 @@ function connect(auth) {
     renderInbox();
   });
   socket.on("error", (event) => note(event.message));
+  // The server's Redis link was interrupted: reload the inbox, catch the thread up by seq.
+  socket.on("rejoin", async ({ sessionId }) => {
+    if (sessionId === null) await loadInbox(auth.token).catch((err) => note(err.message));
+    if (current && (sessionId === null || sessionId === current)) await join(current);
+  });
 }
 
 function logout(message = "") {

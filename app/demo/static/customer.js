@@ -38,7 +38,7 @@ function start(session) {
   showConnection(socket, $("#status"));
   let joinedBefore = false;
 
-  socket.on("connect", async () => {
+  const joinSession = async () => {
     // First join and every rejoin ask for what came after the last message we hold.
     const after = thread.lastSeq;
     const ack = await call(socket, "join_session", { sessionId: session.sessionId, after });
@@ -51,6 +51,11 @@ function start(session) {
     if (joinedBefore) note(fresh ? `Back online: replayed ${fresh} missed message${fresh > 1 ? "s" : ""}.` : "Back online: nothing missed.");
     joinedBefore = true;
     markRead();
+  };
+  socket.on("connect", joinSession);
+  // The server's Redis link was interrupted: live events may be missing, catch up by seq.
+  socket.on("rejoin", ({ sessionId }) => {
+    if (sessionId === session.sessionId) joinSession();
   });
   socket.on("connect_error", (err) => {
     if (["Invalid token", "Token has expired"].includes(err.message)) reset("Your chat expired: start a new one.");

@@ -1,0 +1,222 @@
+"""Per-room Redis channels (app/realtime/manager.py): a worker subscribes to the rooms its
+sockets are in and receives nothing else; a join subscribes before it reads history; after
+a Redis restart every room is subscribed again and its clients are told to re-join.
+
+Two server processes share a private Redis (these tests stop it), as two workers would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from app.realtime import testpoints
+from tests.faults import PrivateRedis
+from tests.sockets import Client
+from tests.support import REDIS_NAMESPACE, Factory, LiveServer
+
+CONTROL = f"{REDIS_NAMESPACE}-socketio"
+COUNTERS = f"{REDIS_NAMESPACE}:socketio:counters"
+
+
+def channel(room: str) -> str:
+    return f"{CONTROL}#{room}"
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[PrivateRedis]:
+    with PrivateRedis.running() as instance:
+        yield instance
+
+
+@pytest.fixture
+def pair(database_url: str, private_redis: PrivateRedis) -> Iterator[tuple[LiveServer, LiveServer]]:
+    with (
+        LiveServer.running("rooms-a", database_url, private_redis.url) as a,
+        LiveServer.running("rooms-b", database_url, private_redis.url) as b,
+    ):
+        yield a, b
+
+
+@pytest.fixture
+async def bus(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(private_redis.url)
+    yield client
+    await client.aclose()
+
+
+async def subscribers(bus: aioredis.Redis, room: str) -> int:
+    [(_, count)] = await bus.pubsub_numsub(channel(room))
+    return int(count)
+
+
+async def counters(bus: aioredis.Redis) -> list[dict[str, int]]:
+    """Each worker's listener counters, as it last reported them (about every second)."""
+    return [orjson.loads(v) for v in (await bus.hgetall(COUNTERS)).values()]
+
+
+async def eventually(probe: Any, within: float = 10) -> Any:
+    """Poll `probe()` (plain or async) until it is true or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def test_a_worker_receives_only_the_rooms_its_sockets_are_in(pair, bus):
+    a, b = pair
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as api:
+        make = Factory(api)
+        agent = await make.admin_token()
+        here, there = await make.session(), await make.session()
+        customer_a = await Client(a.url, here["customerToken"]).connect()
+        customer_b = await Client(b.url, there["customerToken"]).connect()
+        try:
+            await customer_a.call("join_session", here["id"])
+            await customer_b.call("join_session", there["id"])
+            assert await subscribers(bus, f"session:{here['id']}") == 1
+            assert await subscribers(bus, f"session:{there['id']}") == 1
+            assert await subscribers(bus, "admins") == 0  # no staff socket anywhere
+            await asyncio.sleep(1.5)  # both listeners' counters reported
+            before = await counters(bus)
+            for n in range(20):
+                await make.message(agent, here["id"], f"to a {n}")  # published by b
+            await eventually(lambda: len(customer_a.of("new_message")) == 20)
+            await asyncio.sleep(1.5)
+            after = await counters(bus)
+            received = sorted(
+                x["received"] - y["received"]
+                for x, y in zip(
+                    sorted(after, key=lambda c: c["published"]),
+                    sorted(before, key=lambda c: c["published"]),
+                    strict=True,
+                )
+            )
+            # b (the publisher) is in neither room: nothing comes back to it. a gets each
+            # message once, on the session's channel, and decodes only what it delivers.
+            assert received == [0, 20]
+            assert all(c["decoded"] == c["delivered"] for c in after)
+            assert customer_b.of("new_message") == []
+
+            await customer_a.call("leave_session", here["id"])
+            gone = await eventually(
+                lambda: _is_zero(subscribers(bus, f"session:{here['id']}")), within=12
+            )
+            assert await subscribers(bus, f"session:{there['id']}") == 1
+            assert gone, "the channel of a room nobody is in was not unsubscribed"
+        finally:
+            await customer_a.close()
+            await customer_b.close()
+
+
+async def _is_zero(count: Any) -> bool:
+    return await count == 0
+
+
+async def test_staff_on_any_worker_get_every_message_once(pair):
+    a, b = pair
+    async with httpx.AsyncClient(base_url=a.url, timeout=10) as api:
+        make = Factory(api)
+        token = await make.admin_token()
+        session = await make.session()
+        customer = await Client(a.url, session["customerToken"]).connect()
+        watching = await Client(b.url, token).connect()  # admins room only
+        inside = await Client(b.url, token).connect()  # admins room and the session's
+        try:
+            await customer.call("join_session", session["id"])
+            await inside.call("join_session", session["id"])
+            for n in range(5):
+                ack = await customer.call(
+                    "send_message", {"sessionId": session["id"], "content": f"m{n}"}
+                )
+                assert ack["ok"], ack
+            for staff in (watching, inside):
+                await eventually(lambda s=staff: len(s.of("new_message")) >= 5)
+            await inside.settle(0.5)
+            for staff in (watching, inside):
+                assert [m["content"] for m in staff.of("new_message")] == [
+                    f"m{n}" for n in range(5)
+                ]
+        finally:
+            for client in (customer, watching, inside):
+                await client.close()
+
+
+async def test_a_message_posted_on_another_worker_during_a_join_is_not_missed(
+    database_url, private_redis
+):
+    """The join subscribes to the room's channel (confirmed by Redis) before it reads
+    the history, so a message published by another worker in between arrives live."""
+    pause = 0.3
+    env = {testpoints.JOIN_PAUSE: str(pause)}
+    with (
+        LiveServer.running("rooms-join", database_url, private_redis.url, **env) as a,
+        LiveServer.running("rooms-post", database_url, private_redis.url) as b,
+    ):
+        async with httpx.AsyncClient(base_url=b.url, timeout=10) as api:
+            make = Factory(api)
+            agent = await make.admin_token()
+            missed = []
+            for round_ in range(6):
+                session = await make.session()
+                customer = await Client(a.url, session["customerToken"]).connect()
+                try:
+                    join = asyncio.create_task(customer.call("join_session", session["id"]))
+                    await asyncio.sleep(pause * (0.2 + 0.6 * round_ / 6))
+                    sent = await make.message(agent, session["id"], f"during join {round_}")
+                    ack = await join
+                    assert ack["ok"], ack
+                    await customer.settle(0.3)
+                    seqs = {m["seq"] for m in ack["messages"]}
+                    seqs |= {m["seq"] for m in customer.of("new_message")}
+                    if sent["seq"] not in seqs:
+                        missed.append(round_)
+                finally:
+                    await customer.close()
+            assert missed == []
+
+
+async def test_after_a_redis_restart_clients_are_told_to_rejoin_and_catch_up(pair, private_redis):
+    a, b = pair
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as api:
+        make = Factory(api)
+        token = await make.admin_token()
+        session = await make.session()
+        customer = await Client(a.url, session["customerToken"]).connect()
+        staff = await Client(b.url, token).connect()
+        try:
+            await customer.call("join_session", session["id"])
+            first = await make.message(token, session["id"], "before the outage")
+            await customer.wait_for("new_message")
+
+            await asyncio.to_thread(private_redis.stop)
+            try:
+                missed = await make.message(token, session["id"], "while redis is down")
+            finally:
+                await asyncio.to_thread(private_redis.start)
+
+            notice = await customer.wait_for("rejoin", within=15)
+            assert notice == {"sessionId": session["id"]}
+            assert await staff.wait_for("rejoin", within=15) == {"sessionId": None}
+            ack = await customer.call(
+                "join_session", {"sessionId": session["id"], "after": first["seq"]}
+            )
+            assert [m["id"] for m in ack["messages"]] == [missed["id"]]
+
+            after = await make.message(token, session["id"], "after the restart")
+            await customer.wait_for("new_message", lambda m: m["id"] == after["id"], within=5)
+        finally:
+            await customer.close()
+            await staff.close()
