@@ -41,6 +41,11 @@ class Mode:
     # Idle memory is read once every connection has been through a ping cycle.
     idle_settle: float = PING_INTERVAL + 3
     repeat: int = 1
+    # One fixed rate on 1, 2, 4 ... workers: the cost per message as workers are added.
+    scaleout_plan: chat.Plan | None = None
+    scaleout_workers: tuple[int, ...] = (1, 2, 4)
+    # `steps` runs on each of these WEB_CONCURRENCY values: 2 must be no worse than 1.
+    steps_workers: tuple[int, ...] = (2, 1)
 
 
 MODES = {
@@ -57,6 +62,7 @@ MODES = {
         rest_seconds=10,
         login_seconds=5,
         repeat=2,
+        scaleout_plan=chat.Plan(customers=120, agents=2, phases=(chat.Phase(600, 10, 2),)),
     ),
     "short": Mode(
         chat_plan=chat.Plan(customers=198, agents=2, phases=(chat.Phase(200, 8),)),
@@ -66,6 +72,7 @@ MODES = {
         idle_connections=1000,
         rest_seconds=4,
         login_seconds=2,
+        scaleout_plan=chat.Plan(customers=60, agents=2, phases=(chat.Phase(400, 6, 1),)),
     ),
     "smoke": Mode(
         chat_plan=chat.Plan(customers=6, agents=2, phases=(chat.Phase(20, 4),)),
@@ -90,6 +97,15 @@ def describe(mode: Mode) -> str:
             f"; steps: {mode.steps_plan.customers} customers + {mode.steps_plan.agents} agents"
             f" at {rates} msgs/s, {mode.steps_plan.phases[0].seconds:g} s each"
         )
+    if mode.steps_plan is not None:
+        text += f" on {' and '.join(map(str, mode.steps_workers))} workers"
+    if mode.scaleout_plan is not None:
+        sp = mode.scaleout_plan
+        text += (
+            f"; scaleout: {sp.customers} customers + {sp.agents} agents at"
+            f" {sp.phases[0].rate:g} msgs/s for {sp.phases[0].seconds:g} s on"
+            f" {', '.join(map(str, mode.scaleout_workers))} workers"
+        )
     return (
         text + f"; idle: {mode.idle_connections} connections on 1 worker; REST: wrk (or aiohttp)"
         f" at concurrency 32 for {mode.rest_seconds:g} s (login {mode.login_seconds:g} s)"
@@ -105,23 +121,83 @@ def run_chat(code: Path, plan: chat.Plan, name: str, side: str, workers: int = 2
     return out
 
 
-def run_steps(code: Path, plan: chat.Plan, side: str) -> dict[str, Any]:
-    out = run_chat(code, plan, "steps", side)
-    # Each direction on its own must meet the bound (a fast direction cannot hide a slow one).
-    good = [
-        p
-        for p in out["phases"]
-        if all(
+def _passes(p: dict[str, Any]) -> bool:
+    """A step is held when each direction on its own has p99 within the bound (a fast
+    direction cannot hide a slow one), nothing failed and the rate was delivered."""
+    return (
+        all(
             p[d]["p99"] is not None and p[d]["p99"] <= P99_BOUND_MS
             for d in ("e2e_ms_customer_to_agent", "e2e_ms_agent_to_customer")
         )
         and p["faults"] == [0, 0, 0]
         and p["delivered_msgs_per_s"] >= 0.95 * p["target_rate"]
-    ]
-    best = max(good, key=lambda p: p["delivered_msgs_per_s"], default=None)
-    out["max_rate_p99_100"] = best["delivered_msgs_per_s"] if best else 0
-    out["cpu_at_max"] = best["server_cpu_s_per_1000_msgs"] if best else None
-    out["cpu_all_at_max"] = best["cpu_s_per_1000_msgs"]["all"] if best else None
+    )
+
+
+def run_steps(code: Path, plan: chat.Plan, counts: tuple[int, ...], side: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"by_workers": {}}
+    for n in counts:
+        run = run_chat(code, plan, f"steps-{n}", side, workers=n)
+        best = max(
+            (p for p in run["phases"] if _passes(p)),
+            key=lambda p: p["delivered_msgs_per_s"],
+            default=None,
+        )
+        run["max_rate_p99_100"] = best["delivered_msgs_per_s"] if best else 0
+        run["cpu_at_max"] = best["server_cpu_s_per_1000_msgs"] if best else None
+        run["cpu_all_at_max"] = best["cpu_s_per_1000_msgs"]["all"] if best else None
+        run["per_step"] = [
+            {
+                "rate": p["target_rate"],
+                "held": _passes(p),
+                "delivered_msgs_per_s": p["delivered_msgs_per_s"],
+                "p99_customer_to_agent": p["e2e_ms_customer_to_agent"]["p99"],
+                "p99_agent_to_customer": p["e2e_ms_agent_to_customer"]["p99"],
+                "cpu_all_per_1000": p["cpu_s_per_1000_msgs"]["all"],
+            }
+            for p in run["phases"]
+        ]
+        out["by_workers"][str(n)] = run
+    first = out["by_workers"][str(counts[0])]
+    out.update(
+        {k: first[k] for k in ("max_rate_p99_100", "cpu_at_max", "cpu_all_at_max", "phases")}
+    )
+    if "1" in out["by_workers"] and "2" in out["by_workers"]:
+        one, two = out["by_workers"]["1"]["per_step"], out["by_workers"]["2"]["per_step"]
+        out["max_rate_p99_100_one_worker"] = out["by_workers"]["1"]["max_rate_p99_100"]
+        # Steps one worker holds and two do not.
+        out["two_workers_worse_at"] = [
+            a["rate"] for a, b in zip(one, two, strict=True) if a["held"] and not b["held"]
+        ]
+    return out
+
+
+def run_scaleout(code: Path, plan: chat.Plan, counts: tuple[int, ...], side: str) -> dict[str, Any]:
+    """The same load on 1, 2, 4 ... workers: CPU per 1,000 messages over every process
+    (workers, PostgreSQL, Redis), and what each worker's Redis listener decoded."""
+    out: dict[str, Any] = {"by_workers": {}}
+    for n in counts:
+        result = run_chat(code, plan, f"scaleout-{n}", side, workers=n)
+        phase = result["phase"]
+        bus = phase.get("pubsub") or {}
+        out["by_workers"][str(n)] = {
+            "faults": phase["faults"],
+            "delivered_msgs_per_s": phase["delivered_msgs_per_s"],
+            "e2e_p99_ms": phase["e2e_ms"]["p99"],
+            "cpu_s_per_1000_msgs": phase["cpu_s_per_1000_msgs"],
+            "pubsub": bus or None,
+        }
+    first, last = str(counts[0]), str(counts[-1])
+    cpu = {n: out["by_workers"][n]["cpu_s_per_1000_msgs"]["all"] for n in (first, last)}
+    out["cpu_all_first"] = cpu[first]
+    out["cpu_all_last"] = cpu[last]
+    out["cpu_ratio_last_to_first"] = (
+        round(cpu[last] / cpu[first], 3) if cpu[first] and cpu[last] else None
+    )
+    last_bus = out["by_workers"][last]["pubsub"]
+    out["decoded_undelivered_pct_last"] = last_bus["decoded_undelivered_pct"] if last_bus else None
+    out["received_undecoded_pct_last"] = last_bus["received_undecoded_pct"] if last_bus else None
+    out["faults"] = [sum(out["by_workers"][str(n)]["faults"][i] for n in counts) for i in range(3)]
     return out
 
 
@@ -167,9 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"git ref to compare with ('none' for no comparison; full mode: {DEFAULT_BASELINE})",
     )
     parser.add_argument(
-        "--only", default="chat,steps,idle,rest", help="comma-separated scenarios to run"
+        "--only",
+        default="chat,steps,scaleout,idle,rest",
+        help="comma-separated scenarios to run",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the report")
+
     parser.add_argument(
         "--repeat", type=int, default=None, help="runs per side (full mode: 2), alternated"
     )
@@ -191,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if mode.steps_plan is not None:
         plan = mode.steps_plan
-        scenarios["steps"] = lambda code, side: run_steps(code, plan, side)
+        scenarios["steps"] = lambda code, side: run_steps(code, plan, mode.steps_workers, side)
+    if mode.scaleout_plan is not None:
+        scale_plan = mode.scaleout_plan
+        scenarios["scaleout"] = lambda code, side: run_scaleout(
+            code, scale_plan, mode.scaleout_workers, side
+        )
     started = dt.datetime.now(dt.UTC)
     record: dict[str, Any] = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),

@@ -111,6 +111,8 @@ async def find_workers(url: str, token: str, expected: int) -> list[str]:
 class Meter(Protocol):
     def cpu_snapshot(self) -> dict[str, dict[int, float]]: ...
 
+    def pubsub_counters(self) -> dict[str, dict[str, int]]: ...
+
     def rss_per_worker(self) -> list[int]: ...
 
 
@@ -149,10 +151,12 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
         for _ in plan.phases:
             barrier.wait()
             cpu0, gen0 = meter.cpu_snapshot(), _cpu(generators)
+            bus0 = meter.pubsub_counters()
             barrier.wait()
             cpu = stack.cpu_delta(cpu0, meter.cpu_snapshot())
             meters.append(
                 {
+                    "pubsub": pubsub_delta(bus0, meter.pubsub_counters()),
                     "cpu_s": cpu,
                     "server_cpu_s": cpu["workers"],
                     "generator_cpu_s": round(_cpu(generators) - gen0, 3),
@@ -191,6 +195,35 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
         "connect_error_count": sum(len(o["connect_errors"]) for o in outs),
         "dropped_connections": [d for o in outs for d in o["dropped"]],
         "phases": phases,
+    }
+
+
+def pubsub_delta(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, Any] | None:
+    """Per worker, what its Redis listener received, decoded and delivered in the phase
+    (None when the server does not report it: python-socketio's own manager decodes
+    every message on every worker)."""
+    if not after:
+        return None
+    workers = [
+        {k: v - before.get(host, {}).get(k, 0) for k, v in counters.items()}
+        for host, counters in sorted(after.items())
+    ]
+    decoded = sum(w["decoded"] for w in workers)
+    delivered = sum(w["delivered"] for w in workers)
+    received = sum(w["received"] - w["own"] for w in workers)
+    return {
+        "workers": workers,
+        "received_from_others": received,
+        "decoded": decoded,
+        "delivered": delivered,
+        "decoded_undelivered_pct": round(100 * (decoded - delivered) / decoded, 2)
+        if decoded
+        else 0.0,
+        "received_undecoded_pct": round(100 * (received - decoded) / received, 2)
+        if received
+        else 0.0,
     }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 import psutil
 import redis
 
@@ -41,6 +42,10 @@ SERVER_ENV = {
     "RATE_REGISTER": "1000000",
     "RATE_SESSION_CREATE": "1000000",
     "RATE_MESSAGES": "1000000",
+    "RATE_LOGIN_FAILURES_IP": "1000000",
+    "SOCKET_EVENTS_PER_SECOND": "1000000",
+    "SOCKET_EVENT_BURST": "1000000",
+    "CONNECTIONS_PER_IP": "1000000",
     "LOG_LEVEL": "WARNING",
 }
 
@@ -268,6 +273,18 @@ class Server:
             "workers": _times(self.all_processes()),
             "postgres": _times(self.postgres_processes()),
             "redis": _times(self.redis_processes()),
+        }
+
+    def pubsub_counters(self) -> dict[str, dict[str, int]]:
+        """Each worker's Socket.IO listener counters (app/realtime/manager.py reports
+        them to Redis about once a second); empty for a server without them."""
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            raw = client.hgetall(f"{self.namespace}:socketio:counters")
+        finally:
+            client.close()
+        return {
+            (k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()
         }
 
     def rss_per_worker(self) -> list[int]:
