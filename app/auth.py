@@ -1,7 +1,9 @@
 """Who is asking: token issue and check, password hashing, and the access rules.
 
-Admin tokens and customer tokens are both HS256 JWTs with different audiences, so a
-customer token can never pass as an admin one. A customer token names one session.
+Staff tokens (admins and agents) and customer tokens are both HS256 JWTs with different
+audiences, so a customer token can never pass as a staff one. A customer token names one
+session; a staff token names its account (`sub`) and its sign-in session (`sid`), which
+app/accounts.py checks on every request and socket event (revocation, deactivation).
 """
 
 from __future__ import annotations
@@ -24,17 +26,33 @@ CUSTOMER_AUDIENCE = "helpline:customer"
 ALGORITHM = "HS256"
 
 Role = Literal["admin", "customer"]
+StaffRole = Literal["admin", "agent"]
+STAFF_ROLES: tuple[StaffRole, ...] = ("admin", "agent")
 
 
 @dataclass(frozen=True)
 class Principal:
+    # "admin" for every staff token (the original's vocabulary), "customer" otherwise.
     role: Role
-    # Admin id for admins, the session id for customers.
+    # Account id for staff, the session id for customers.
     subject: uuid.UUID
+    # The sign-in session a staff token belongs to (None for customers and the CLI).
+    sign_in: uuid.UUID | None = None
+    # Unix time the token expires (0: never, the CLI's operator).
+    expires_at: int = 0
+    # Filled by the account check (app/accounts.py): the account's role and name now.
+    staff_role: StaffRole | None = None
+    name: str | None = None
 
     @property
     def is_admin(self) -> bool:
+        """Staff: an admin or an agent (both chat and see every session)."""
         return self.role == "admin"
+
+    @property
+    def is_team_admin(self) -> bool:
+        """An admin by role: manages the team and settings."""
+        return self.role == "admin" and self.staff_role == "admin"
 
     @property
     def sender_type(self) -> str:
@@ -52,13 +70,16 @@ class Tokens:
         self._admin_ttl = settings.admin_token_ttl
         self._customer_ttl = settings.customer_token_ttl
 
-    def _issue(self, subject: uuid.UUID, audience: str, ttl: int) -> str:
+    def _issue(
+        self, subject: uuid.UUID, audience: str, ttl: int, extra: dict[str, str] | None = None
+    ) -> str:
         now = int(time.time())
         claims = {"sub": str(subject), "aud": audience, "iss": ISSUER, "iat": now, "exp": now + ttl}
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return jwt.encode({**claims, **(extra or {})}, self._secret, algorithm=ALGORITHM)
 
-    def admin(self, admin_id: uuid.UUID) -> str:
-        return self._issue(admin_id, ADMIN_AUDIENCE, self._admin_ttl)
+    def admin(self, admin_id: uuid.UUID, sign_in: uuid.UUID) -> str:
+        """A staff token for one sign-in session: revoking that sign-in ends the token."""
+        return self._issue(admin_id, ADMIN_AUDIENCE, self._admin_ttl, {"sid": str(sign_in)})
 
     def customer(self, session_id: uuid.UUID) -> str:
         return self._issue(session_id, CUSTOMER_AUDIENCE, self._customer_ttl)
@@ -75,19 +96,32 @@ class Tokens:
                 options={"require": ["exp", "sub", "aud", "iss"]},
             )
             subject = uuid.UUID(claims["sub"])
+            role: Role = "admin" if claims["aud"] == ADMIN_AUDIENCE else "customer"
+            # Staff tokens without a sign-in (issued before sign-in sessions) cannot be
+            # revoked one by one, so they are no longer accepted.
+            sign_in = uuid.UUID(claims["sid"]) if role == "admin" else None
+            expires_at = int(claims["exp"])
         except jwt.ExpiredSignatureError:
             raise Unauthorized("Token has expired", code="token_expired") from None
-        except (jwt.InvalidTokenError, ValueError, TypeError):
+        except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
             raise Unauthorized("Invalid token", code="invalid_token") from None
-        role: Role = "admin" if claims["aud"] == ADMIN_AUDIENCE else "customer"
-        return Principal(role=role, subject=subject)
+        return Principal(role=role, subject=subject, sign_in=sign_in, expires_at=expires_at)
 
 
 def require_admin(principal: Principal | None) -> Principal:
+    """Staff: an admin or an agent (customers get 403 `admin_only`, the original's rule)."""
     if principal is None:
         raise Unauthorized("Authentication required", code="auth_required")
     if not principal.is_admin:
         raise Forbidden("Admin access required", code="admin_only")
+    return principal
+
+
+def require_team_admin(principal: Principal | None) -> Principal:
+    """An admin by role: agents get 403 `admin_role_required`."""
+    principal = require_admin(principal)
+    if not principal.is_team_admin:
+        raise Forbidden("Only an admin may do this", code="admin_role_required")
     return principal
 
 

@@ -91,7 +91,7 @@ async def _create_admin(
     services = Services.build(settings, state=MemoryState())
     out = await admins.register(
         services,
-        Principal(role="admin", subject=OPERATOR_ID),
+        Principal(role="admin", subject=OPERATOR_ID, staff_role="admin"),
         email=clean_email,
         password=clean_password,
         full_name=clean_name,

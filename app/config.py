@@ -54,6 +54,14 @@ class Settings:
     cors_origins: str = _setting("*", "Comma-separated allowed origins for REST and Socket.IO.")
     admin_token_ttl: int = _setting(12 * 3600, "Admin token lifetime, seconds.")
     customer_token_ttl: int = _setting(7 * 24 * 3600, "Customer token lifetime, seconds.")
+    auth_cache_ms: int = _setting(
+        1000,
+        "Longest a worker trusts its cached check that a staff token's account is active and "
+        "its sign-in live (revocations through the API reach every worker sooner).",
+    )
+    invitation_ttl: int = _setting(
+        7 * 24 * 3600, "Invitation and password-reset link lifetime, seconds."
+    )
     open_signup: bool = _setting(False, "Let anyone register an admin after the first one exists.")
     typing_ttl: int = _setting(5, "Seconds a typing indicator lives without a refresh.")
     presence_ttl: int = _setting(60, "Seconds a presence entry lives without a heartbeat.")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.accounts import AccountGuard
 from app.auth import Passwords, Tokens
 from app.broadcast import Broadcaster, NullBroadcaster
 from app.config import Settings
 from app.ratelimit import RateLimiter
+from app.revocation import RevocationBus
 from app.state import MemoryState, RedisState, State
 
 
@@ -18,6 +20,8 @@ class Services:
     passwords: Passwords
     state: State
     limiter: RateLimiter
+    accounts: AccountGuard
+    revocations: RevocationBus
     broadcaster: Broadcaster = field(default_factory=NullBroadcaster)
 
     @classmethod
@@ -29,10 +33,15 @@ class Services:
                 if settings.redis_url
                 else MemoryState()
             )
+        accounts = AccountGuard(settings.auth_cache_ms)
+        revocations = RevocationBus(settings.redis_url, settings.redis_namespace)
+        revocations.on(accounts.forget)
         return cls(
             settings=settings,
             tokens=Tokens(settings),
             passwords=Passwords(settings),
             state=state,
             limiter=RateLimiter(state, settings.rate_window),
+            accounts=accounts,
+            revocations=revocations,
         )

@@ -10,7 +10,8 @@ import orjson
 from sanic import Sanic
 
 from app import db
-from app.api import auth, chat, demo, errors, health, sessions
+from app.api import auth, chat, demo, errors, health, sessions, team
+from app.api.common import authenticate
 from app.config import ConfigError, Settings
 from app.context import Services
 from app.realtime.handlers import Realtime
@@ -72,7 +73,8 @@ def create_app(settings: object = None) -> Sanic:
     app.ctx.settings = settings
     app.ctx.services = services
 
-    for bp in (auth.bp, sessions.bp, chat.bp, health.bp):
+    app.on_request(authenticate)
+    for bp in (auth.bp, team.links, team.agents, team.invitations, sessions.bp, chat.bp, health.bp):
         app.blueprint(bp)
     if settings.demo_enabled:
         demo.install(app)
@@ -98,14 +100,17 @@ def create_app(settings: object = None) -> Sanic:
     async def start_background(app: Sanic) -> None:
         # Our own task, not app.add_task: Sanic logs a warning for every task it cancels.
         app.ctx.realtime_task = asyncio.create_task(realtime.run_background())
+        # Revocations from other workers: drop cached account checks, disconnect sockets.
+        app.ctx.revocation_task = asyncio.create_task(services.revocations.run())
         if relay is not None:
             await relay.start()
 
     @app.before_server_stop
     async def stop_realtime(app: Sanic) -> None:
-        app.ctx.realtime_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app.ctx.realtime_task
+        for task in (app.ctx.realtime_task, app.ctx.revocation_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # Events under way finish and ack first; then every client connection is closed,
         # so clients reconnect to another worker.
         await realtime.drain(grace=5)
@@ -117,5 +122,6 @@ def create_app(settings: object = None) -> Sanic:
     async def close_resources(app: Sanic) -> None:
         await db.stop()
         await services.state.close()
+        await services.revocations.close()
 
     return app

@@ -27,12 +27,37 @@ def as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def admin(row: dict[str, Any]) -> dict[str, Any]:
+def admin(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": uid(row["id"]),
         "email": row["email"],
         "fullName": row["full_name"],
+        "role": row["role"],
         "createdAt": iso(row["created_at"]),
+    }
+
+
+def member(row: Mapping[str, Any], online: bool) -> dict[str, Any]:
+    """A staff member as the team list shows them. `invited`: the invitation is not
+    accepted yet (no password, cannot log in)."""
+    return {
+        **admin(row),
+        "active": row["deactivated_at"] is None,
+        "invited": not row["password"],
+        "deactivatedAt": iso(row["deactivated_at"]),
+        "lastSeenAt": iso(row["last_seen_at"]),
+        "online": online,
+    }
+
+
+def sign_in(row: Mapping[str, Any], current: bool) -> dict[str, Any]:
+    return {
+        "id": uid(row["id"]),
+        "device": row["device"],
+        "ip": row["ip"],
+        "createdAt": iso(row["created_at"]),
+        "lastSeenAt": iso(row["last_seen_at"]),
+        "current": current,
     }
 
 
@@ -43,6 +68,7 @@ def message(row: Mapping[str, Any]) -> dict[str, Any]:
         "seq": row["seq"],
         "senderType": row["sender_type"],
         "senderId": row["sender_id"],
+        "senderName": row["sender_name"],
         "content": row["content"],
         "isRead": bool(row["is_read"]),
         "clientMessageId": row["client_message_id"],

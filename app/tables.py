@@ -22,6 +22,38 @@ class Admin(Table, tablename="admin"):
     full_name = Varchar(length=200, null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # `admin` manages the team and chats; `agent` chats. Both send as senderType "admin".
+    role = Varchar(length=16, default="admin")
+    # Set while the account is suspended: no login, every token and socket refused.
+    deactivated_at = Timestamptz(null=True, default=None)
+    last_seen_at = Timestamptz(null=True, default=None)
+
+
+class SignIn(Table, tablename="sign_in"):
+    """One login (a device): staff tokens name it in `sid`, so it can be revoked alone."""
+
+    id = UUID(primary_key=True)
+    admin_id = ForeignKey(references=Admin, on_delete=OnDelete.cascade, index=True)
+    device = Varchar(length=200, null=True, default=None)
+    ip = Varchar(length=64, null=True, default=None)
+    created_at = Timestamptz()
+    last_seen_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class Invitation(Table, tablename="invitation"):
+    """A single-use link: `invite` sets a new member's password, `reset` an existing one's.
+    Only the token's sha256 is stored."""
+
+    id = UUID(primary_key=True)
+    admin_id = ForeignKey(references=Admin, on_delete=OnDelete.cascade, index=True)
+    kind = Varchar(length=16, default="invite")
+    token_hash = Varchar(length=64, unique=True)
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
 
 
 class ChatSession(Table, tablename="chat_session"):
@@ -51,3 +83,5 @@ class Message(Table, tablename="message"):
     is_read = Boolean(default=False)
     client_message_id = Varchar(length=100, null=True, default=None)
     created_at = Timestamptz()
+    # The staff member's display name when it was sent (transcripts keep it as written).
+    sender_name = Varchar(length=200, null=True, default=None)

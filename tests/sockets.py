@@ -17,6 +17,7 @@ EVENTS = (
     "session_created",
     "session_updated",
     "customer_presence",
+    "session_revoked",
     "error",
     "rejoin",
 )
@@ -31,6 +32,12 @@ class Client:
         self.events: list[tuple[str, Any]] = []
         for name in EVENTS:
             self.sio.on(name, self._recorder(name))
+        # When the server dropped this client (monotonic time), for revocation timings.
+        self.disconnected_at: float | None = None
+        self.sio.on("disconnect", self._on_disconnect)
+
+    def _on_disconnect(self, *_: Any) -> None:
+        self.disconnected_at = time.monotonic()
 
     def _recorder(self, name: str) -> Callable[[Any], None]:
         def record(data: Any = None) -> None:
@@ -63,6 +70,15 @@ class Client:
                     return data
             await asyncio.sleep(0.02)
         raise AssertionError(f"no {name} event matching within {within}s; got {self.events!r}")
+
+    async def wait_disconnected(self, within: float = 10) -> float:
+        """Monotonic time the server disconnected this client, waiting up to `within`."""
+        deadline = time.monotonic() + within
+        while self.disconnected_at is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still connected after {within}s; got {self.events!r}")
+            await asyncio.sleep(0.005)
+        return self.disconnected_at
 
     async def settle(self, seconds: float = 0.3) -> None:
         """Give in-flight broadcasts time to arrive before asserting something did not."""

@@ -179,6 +179,11 @@ def forge(claims: dict[str, Any], secret: str = JWT_SECRET, alg: str = "HS256") 
     return jwt.encode({**base, **claims}, secret, algorithm=alg)
 
 
+def sign_in_of(token: str) -> str:
+    """The sign-in session a staff token names (its `sid` claim)."""
+    return str(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -209,6 +214,35 @@ class Factory:
             await self.admin()
         assert self._admin_token is not None
         return self._admin_token
+
+    async def invite(
+        self, role: str = "agent", email: str | None = None, full_name: str = "Agent"
+    ) -> dict[str, Any]:
+        """An admin invites a member: the answer `{agent, invitation}`."""
+        email = email or f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        r = await self.api.post(
+            "/api/agents",
+            json={"email": email, "fullName": full_name, "role": role},
+            headers=bearer(await self.admin_token()),
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def agent(self, role: str = "agent", full_name: str = "Agent") -> dict[str, Any]:
+        """A member who accepted an invitation and is signed in: `{token, admin}`."""
+        invited = await self.invite(role, full_name=full_name)
+        r = await self.api.post(
+            "/api/auth/accept-invite",
+            json={"token": invited["invitation"]["token"], "password": PASSWORD},
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def login(self, email: str) -> dict[str, Any]:
+        """One more sign-in session of an account."""
+        r = await self.api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
 
     async def session(self, user_id: str | None = None, **fields: Any) -> dict[str, Any]:
         body = {"userId": user_id or f"user-{uuid.uuid4().hex[:8]}", **fields}

@@ -70,9 +70,13 @@ def test_customer_and_agent_chat_in_a_real_browser(embedded):
         "password": PASSWORD,
         "chromium": CHROMIUM,
     }
-    for side in ("customer", "agent", "console"):
-        (ARTIFACTS / f"demo-{side}.png").unlink(missing_ok=True)
+    shots = ("customer", "agent", "console", "team", "team-signed-out")
+    for shot in shots:
+        (ARTIFACTS / f"demo-{shot}.png").unlink(missing_ok=True)
     result = run_node(SCRIPT, scenario, timeout=180)
     assert result["agentSawTyping"] and result["customerSawTyping"]
-    for side in ("customer", "agent", "console"):
-        assert (ARTIFACTS / f"demo-{side}.png").stat().st_size > 0
+    # The Team panel: invite + link, agents see none, role change, deactivation signs out.
+    assert result["invitationLink"] and result["agentSawNoTeamPanel"]
+    assert result["roleChanged"] and result["deactivatedSignedOut"]
+    for shot in shots:
+        assert (ARTIFACTS / f"demo-{shot}.png").stat().st_size > 0

@@ -29,7 +29,7 @@ async def test_first_registration_bootstraps_the_desk_with_exact_fields(api, db)
     body = r.json()
     assert set(body) == {"token", "admin"}
     admin = body["admin"]
-    assert set(admin) == {"id", "email", "fullName", "createdAt"}
+    assert set(admin) == {"id", "email", "fullName", "role", "createdAt"}
     assert admin["email"] == "ada@example.com"
     assert admin["fullName"] == "Ada"
     uuid.UUID(admin["id"])
@@ -129,7 +129,7 @@ async def test_me_answers_the_tokens_admin(api, make: Factory):
     r = await api.get("/api/auth/me", headers=bearer(created["token"]))
     assert r.status_code == 200
     assert r.json() == created["admin"]
-    assert set(r.json()) == {"id", "email", "fullName", "createdAt"}
+    assert set(r.json()) == {"id", "email", "fullName", "role", "createdAt"}
 
 
 async def test_a_deleted_admins_token_is_no_longer_a_credential(

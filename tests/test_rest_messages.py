@@ -19,6 +19,7 @@ MESSAGE_FIELDS = {
     "seq",
     "senderType",
     "senderId",
+    "senderName",
     "content",
     "isRead",
     "clientMessageId",
@@ -40,6 +41,7 @@ async def test_a_customer_message_is_stored_as_the_user_with_exact_fields(api, m
     assert body["seq"] == 1
     assert body["senderType"] == "user"
     assert body["senderId"] == "visitor-7"
+    assert body["senderName"] is None
     assert body["content"] == "hi there"
     assert body["isRead"] is False
     assert body["clientMessageId"] is None
@@ -59,6 +61,7 @@ async def test_an_admin_message_is_stored_as_that_admin(api, make: Factory):
     assert r.status_code == 201
     assert r.json()["senderType"] == "admin"
     assert r.json()["senderId"] == created["admin"]["id"]
+    assert r.json()["senderName"] == created["admin"]["fullName"]
 
 
 async def test_a_customer_can_never_store_a_message_as_admin(api, make: Factory, db):

@@ -24,15 +24,31 @@ def services(request: Request) -> Services:
     return ctx
 
 
-def principal_of(request: Request) -> Principal | None:
-    """The token's principal; None without an Authorization header, 401 for a bad one."""
+async def authenticate(request: Request) -> None:
+    """Request middleware: who is asking, checked once per request (signature, expiry,
+    and for staff that the account is active and the sign-in live, app/accounts.py).
+    A bad token is kept as its error and raised by `principal_of` when a route asks, so
+    routes that tolerate one (opening a session) still can."""
     header = request.headers.get("authorization")
     if not header:
-        return None
+        request.ctx.auth = None
+        return
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
-    return services(request).tokens.check(token.strip())
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
+        ctx = services(request)
+        request.ctx.auth = await ctx.accounts.check(ctx.tokens.check(token.strip()))
+    except Unauthorized as exc:
+        request.ctx.auth = exc
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The token's principal; None without an Authorization header, 401 for a bad one."""
+    found = getattr(request.ctx, "auth", None)
+    if isinstance(found, Unauthorized):
+        raise found
+    return found if isinstance(found, Principal) else None
 
 
 def body_of(request: Request) -> Any:
@@ -71,10 +87,11 @@ ERROR_SCHEMA = {
 
 ERROR_TEXT = {
     400: "Invalid input (`validation_error`, `invalid_json`, `invalid_body`)",
-    401: "Missing, invalid or expired token",
+    401: "Missing, invalid, expired or revoked token (`token_revoked`: signed out or deactivated)",
     403: "Wrong role",
     404: "Unknown id (also for a malformed one, or a session this token may not see)",
     409: "Conflict",
+    410: "Gone: the link expired",
     413: "Body too large",
     429: "Rate limited; see Retry-After",
     503: "A backing service is down",
@@ -125,8 +142,34 @@ def obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
 STR = {"type": "string"}
 UUID_STR = {"type": "string", "format": "uuid"}
 TS = {"type": "string", "format": "date-time"}
-ADMIN = obj(["id", "email"], id=UUID_STR, email=STR, fullName=STR, createdAt=TS)
+ROLE = {"type": "string", "enum": ["admin", "agent"]}
+ADMIN = obj(["id", "email", "role"], id=UUID_STR, email=STR, fullName=STR, role=ROLE, createdAt=TS)
 AUTH = obj(["token", "admin"], token=STR, admin=ADMIN)
+MEMBER = obj(
+    ["id", "email", "role", "active", "invited"],
+    **ADMIN["properties"],
+    active={"type": "boolean", "description": "False once deactivated"},
+    invited={"type": "boolean", "description": "The invitation is not accepted yet"},
+    deactivatedAt=TS,
+    lastSeenAt=TS,
+    online={"type": "boolean", "description": "Has a socket open on any worker now"},
+)
+SIGN_IN = obj(
+    ["id", "createdAt", "current"],
+    id=UUID_STR,
+    device={"type": "string", "description": "The User-Agent it signed in with"},
+    ip=STR,
+    createdAt=TS,
+    lastSeenAt=TS,
+    current={"type": "boolean"},
+)
+INVITATION = obj(
+    ["id", "url", "token", "expiresAt"],
+    id=UUID_STR,
+    url={"type": "string", "description": "The demo console's page that accepts it"},
+    token={"type": "string", "description": "Single use; only its hash is stored"},
+    expiresAt=TS,
+)
 MESSAGE = obj(
     ["id", "sessionId", "seq", "senderType", "content", "isRead", "createdAt"],
     id=UUID_STR,
@@ -134,6 +177,7 @@ MESSAGE = obj(
     seq={"type": "integer", "description": "Per-session position; the history cursor"},
     senderType={"type": "string", "enum": ["user", "admin"]},
     senderId=STR,
+    senderName={"type": "string", "description": "A staff sender's display name"},
     content=STR,
     isRead={"type": "boolean"},
     clientMessageId=STR,

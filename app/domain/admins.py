@@ -1,10 +1,12 @@
-"""Admin accounts: bootstrap registration, login, lookup."""
+"""Staff accounts: bootstrap registration, login, lookup, password change."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -12,6 +14,8 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from app import db, serialize
 from app.auth import Principal, require_admin
 from app.context import Services
+from app.domain import signins
+from app.domain.signins import ADMIN_COLUMNS
 from app.errors import Conflict, Forbidden, RateLimited, Unauthorized
 
 INVALID_LOGIN = "Invalid email or password"
@@ -25,24 +29,23 @@ async def register(
     password: str,
     full_name: str | None,
     ip: str,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Open while no admin exists (the first one bootstraps the desk), then admin-only
-    unless open sign-up is configured. Returns `{token, admin}`."""
+    """Open while no admin exists (the first one bootstraps the desk), then for admins
+    (by role; agents may not) unless open sign-up is configured. Creates an account with
+    the `admin` role and signs it in: `{token, admin}`."""
     await ctx.limiter.hit("register", ip, ctx.settings.rate_register)
     # Checked before hashing too, so refused sign-ups cost no CPU.
     await _check_may_register(ctx, principal)
     hashed = await ctx.passwords.hash(password)
     now = dt.datetime.now(dt.UTC)
-    async with _serialised():
-        if db.is_postgres():
-            # Serialise registrations so two racing "first admins" cannot both pass.
-            await db.fetch("SELECT pg_advisory_xact_lock(4242) AS locked")
+    async with serialised():
         await _check_may_register(ctx, principal)
         if await db.fetch_one("SELECT id FROM admin WHERE email = {}", email):
             raise Conflict("Email is already registered", code="email_taken")
         row = await db.fetch_one(
-            "INSERT INTO admin (id, email, password, full_name, created_at, updated_at)"
-            " VALUES ({}, {}, {}, {}, {}, {}) RETURNING id, email, full_name, created_at",
+            "INSERT INTO admin (id, email, password, full_name, created_at, updated_at, role)"
+            f" VALUES ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, 'admin') RETURNING {ADMIN_COLUMNS}",
             uuid.uuid4(),
             email,
             hashed,
@@ -51,21 +54,29 @@ async def register(
             now,
         )
     assert row is not None
-    return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
+    return await signins.issue(ctx, row, device=device, ip=ip)
 
 
-def _serialised() -> Any:
-    """A transaction that registrations take one at a time. SQLite's default (deferred)
-    one would read first and fail "database is locked" on upgrading to write; IMMEDIATE
-    takes the write lock at BEGIN, so racers wait their turn (PostgreSQL: advisory lock)."""
+@contextlib.asynccontextmanager
+async def serialised() -> AsyncIterator[None]:
+    """A transaction that changes to who is on the team take one at a time (two racing
+    "first admins", two admins demoting each other). SQLite's default (deferred) one would
+    read first and fail "database is locked" on upgrading to write; IMMEDIATE takes the
+    write lock at BEGIN, so racers wait their turn (PostgreSQL: an advisory lock)."""
     if isinstance(db.engine(), SQLiteEngine):
-        return db.transaction(transaction_type=TransactionType.immediate)
-    return db.transaction()
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+        return
+    async with db.transaction():
+        await db.fetch("SELECT pg_advisory_xact_lock(4242) AS locked")
+        yield
 
 
 async def _check_may_register(ctx: Services, principal: Principal | None) -> None:
-    if ctx.settings.open_signup or (principal and principal.is_admin):
+    if ctx.settings.open_signup or (principal and principal.is_team_admin):
         return
+    if principal is not None and principal.is_admin:
+        raise Forbidden("Only an admin may do this", code="admin_role_required")
     if await db.fetch_one("SELECT id FROM admin LIMIT 1"):
         raise Forbidden(
             "Registration is closed: ask an admin to create your account",
@@ -73,8 +84,12 @@ async def _check_may_register(ctx: Services, principal: Principal | None) -> Non
         )
 
 
-async def login(ctx: Services, *, email: str, password: str, ip: str) -> dict[str, Any]:
-    """One answer for an unknown email and a wrong password.
+async def login(
+    ctx: Services, *, email: str, password: str, ip: str, device: str | None = None
+) -> dict[str, Any]:
+    """One answer for an unknown email and a wrong password; each success is a new
+    sign-in session, and a deactivated account with the right password answers 403
+    `account_deactivated`.
 
     Attempts are counted before the password is checked (a concurrent burst cannot slip
     past the limit) and a right password takes its attempt back. Limits: per (email, IP)
@@ -93,20 +108,22 @@ async def login(ctx: Services, *, email: str, password: str, ip: str) -> dict[st
     if failures > settings.rate_login_email_ceiling:
         await asyncio.sleep(settings.login_slowdown)
     row = await db.fetch_one(
-        "SELECT id, email, password, full_name, created_at FROM admin WHERE email = {}", email
+        f"SELECT {ADMIN_COLUMNS}, password, deactivated_at FROM admin WHERE email = {{}}", email
     )
     if not await ctx.passwords.verify(password, row["password"] if row else None) or row is None:
         raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
     await ctx.limiter.reset("login-pair", pair)
     await ctx.limiter.refund("login-ip", ip)
     await ctx.limiter.refund("login-email", email)
-    return {"token": ctx.tokens.admin(serialize.as_uuid(row["id"])), "admin": serialize.admin(row)}
+    if row["deactivated_at"] is not None:
+        raise Forbidden("This account is deactivated", code="account_deactivated")
+    return await signins.issue(ctx, row, device=device, ip=ip)
 
 
 async def me(ctx: Services, principal: Principal | None) -> dict[str, Any]:
     principal = require_admin(principal)
     row = await db.fetch_one(
-        "SELECT id, email, full_name, created_at FROM admin WHERE id = {}", principal.subject
+        f"SELECT {ADMIN_COLUMNS} FROM admin WHERE id = {{}}", principal.subject
     )
     if row is None:
         # A token for an admin that was since deleted is no longer a credential.
@@ -117,3 +134,36 @@ async def me(ctx: Services, principal: Principal | None) -> dict[str, Any]:
 async def count(ctx: Services) -> int:
     row = await db.fetch_one("SELECT count(*) AS n FROM admin")
     return int(row["n"]) if row else 0
+
+
+async def change_password(
+    ctx: Services, principal: Principal | None, *, current: str, new: str
+) -> None:
+    """Needs the current password; ends every other sign-in of the account (this one
+    stays). Wrong guesses count against the account's login limit."""
+    principal = require_admin(principal)
+    row = await db.fetch_one("SELECT email, password FROM admin WHERE id = {}", principal.subject)
+    if row is None:
+        raise Unauthorized("Invalid token", code="invalid_token")
+    # Counted first, as logins are: a stolen token cannot try passwords without limit.
+    account = str(principal.subject)
+    await ctx.limiter.hit("password", account, ctx.settings.rate_login_failures)
+    if not await ctx.passwords.verify(current, row["password"]):
+        raise Forbidden("The current password is wrong", code="wrong_password")
+    await ctx.limiter.refund("password", account)
+    await set_password(ctx, principal.subject, new)
+    await signins.end(
+        ctx,
+        "password_changed",
+        account=principal.subject,
+        everywhere=True,
+        keep=principal.sign_in,
+    )
+
+
+async def set_password(ctx: Services, admin_id: uuid.UUID, password: str) -> None:
+    hashed = await ctx.passwords.hash(password)
+    now = dt.datetime.now(dt.UTC)
+    await db.fetch(
+        "UPDATE admin SET password = {}, updated_at = {} WHERE id = {}", hashed, now, admin_id
+    )

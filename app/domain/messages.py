@@ -69,7 +69,7 @@ _NUMBER = (
 _INSERT_NUMBERED = (
     f"WITH s AS ({_NUMBER}) INSERT INTO message ({MESSAGE_COLUMNS})"
     " SELECT {}::uuid, {}::uuid, s.last_seq, {}::varchar, COALESCE({}::varchar, s.user_id),"
-    " {}::text, false, {}::varchar, {}::timestamptz FROM s"
+    " {}::text, false, {}::varchar, {}::timestamptz, {}::varchar FROM s"
     f" RETURNING {MESSAGE_COLUMNS}"
 )
 
@@ -80,6 +80,8 @@ async def _insert(
     """The stored row, or None when the session is unknown or closed."""
     now = dt.datetime.now(dt.UTC)
     admin_id = str(principal.subject) if principal.is_admin else None
+    # Staff messages carry who wrote them as they were named then (senderType stays "admin").
+    sender_name = principal.name if principal.is_admin else None
     if db.is_postgres():
         return await db.fetch_one_direct(
             _INSERT_NUMBERED,
@@ -93,6 +95,7 @@ async def _insert(
             content,
             client_message_id,
             now,
+            sender_name,
         )
     # SQLite (embedded mode) has no data-modifying CTE: the same in a transaction.
     async with db.transaction():
@@ -101,7 +104,7 @@ async def _insert(
             return None
         row = await db.fetch_one(
             f"INSERT INTO message ({MESSAGE_COLUMNS})"
-            " VALUES ({}, {}, {}, {}, {}, {}, false, {}, {})"
+            " VALUES ({}, {}, {}, {}, {}, {}, false, {}, {}, {})"
             f" RETURNING {MESSAGE_COLUMNS}",
             uuid.uuid4(),
             session_id,
@@ -111,6 +114,7 @@ async def _insert(
             content,
             client_message_id,
             now,
+            sender_name,
         )
     return row
 

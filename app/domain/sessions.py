@@ -19,7 +19,8 @@ SESSION_COLUMNS = (
     "id, user_id, user_name, user_email, status, last_seq, created_at, updated_at, last_activity_at"
 )
 MESSAGE_COLUMNS = (
-    "id, session_id, seq, sender_type, sender_id, content, is_read, client_message_id, created_at"
+    "id, session_id, seq, sender_type, sender_id, content, is_read, client_message_id, created_at,"
+    " sender_name"
 )
 
 

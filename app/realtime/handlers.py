@@ -19,10 +19,12 @@ import socketio
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
-from app.domain import catchup, messages, presence
+from app.domain import catchup, messages, presence, team
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
 from app.realtime import testpoints
+from app.realtime.credentials import SWEEP_SECONDS, Credentials
 from app.realtime.manager import RoomChannelManager
+from app.revocation import Revocation
 from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class Realtime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._join_pause = testpoints.join_pause(ctx.settings)
+        self.credentials = Credentials(sio, ctx)
+        ctx.revocations.on(self.revoked)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         self._on("join_session", self.join_session)
@@ -73,6 +77,8 @@ class Realtime:
                     raise ServiceUnavailable(
                         "This server is shutting down: reconnect and retry", code="shutting_down"
                     )
+                # Expired, revoked or deactivated since connect: refused, then disconnected.
+                conn.principal = await self.credentials.current(conn)
                 return {"ok": True, **await handler(conn, args[0] if args else None)}
             except Exception as exc:
                 error = to_api_error(exc)
@@ -109,7 +115,7 @@ class Realtime:
                 "Authentication required: connect with auth: {token}", {"code": "auth_required"}
             )
         try:
-            principal = self.ctx.tokens.check(token)
+            principal = await self.ctx.accounts.check(self.ctx.tokens.check(token))
         except Unauthorized as exc:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
@@ -117,6 +123,8 @@ class Realtime:
         self.connections[sid] = Connection(sid, principal)
         if principal.is_admin:
             await self.sio.enter_room(sid, ADMINS_ROOM)
+            with contextlib.suppress(Exception):
+                await team.staff_online(self.ctx, principal.subject, sid)
         else:
             with contextlib.suppress(Exception):
                 await presence.customer_online(self.ctx, principal.subject, sid)
@@ -127,10 +135,15 @@ class Realtime:
             return
         try:
             await presence.clear_typing_of(self.ctx, sid, sorted(conn.typing))
-            if not conn.principal.is_admin:
+            if conn.principal.is_admin:
+                await team.staff_offline(self.ctx, conn.principal.subject, sid)
+            else:
                 await presence.customer_offline(self.ctx, conn.principal.subject, sid)
         except Exception as exc:  # state store down: TTLs clean up instead
             log.warning("disconnect cleanup for %s incomplete: %r", sid, exc)
+
+    async def revoked(self, revocation: Revocation) -> None:
+        await self.credentials.revoked(revocation, self.connections.values())
 
     async def join_session(self, conn: Connection, data: Any) -> dict[str, Any]:
         if isinstance(data, str):
@@ -222,15 +235,20 @@ class Realtime:
         session's) and keep this worker's customers' presence entries alive."""
         interval = min(0.5, self.ctx.settings.typing_ttl / 4)
         beat_every = max(1, int(self.ctx.settings.presence_ttl / 3 / interval))
+        credentials_every = max(1, int(SWEEP_SECONDS / interval))
         tick = 0
         while True:
             await asyncio.sleep(interval)
             tick += 1
             try:
+                if tick % credentials_every == 0:
+                    await self.credentials.sweep(self.connections.values())
                 await presence.sweep(self.ctx)
                 if tick % beat_every == 0:
                     for conn in list(self.connections.values()):
-                        if not conn.principal.is_admin:
+                        if conn.principal.is_admin:
+                            await team.staff_online(self.ctx, conn.principal.subject, conn.sid)
+                        else:
                             await presence.customer_heartbeat(
                                 self.ctx, conn.principal.subject, conn.sid
                             )

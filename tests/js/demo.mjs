@@ -136,6 +136,60 @@ try {
   await both.screenshot({ path: join(s.artifacts, "demo-console.png") });
   step("screenshots saved");
 
+  // The Team panel: the admin invites an agent and copies the link; the agent joins
+  // through it and sees the inbox but no Team panel; the admin changes their role, then
+  // deactivates them, which signs them out at once.
+  await agent.locator("#team-toggle").click();
+  await agent.locator("#team").waitFor();
+  await agent.fill("#invite-email", "linus@example.com");
+  await agent.fill("#invite-name", "Linus Torvalds");
+  await agent.click("#invite button[type=submit]");
+  await agent.locator("#link-box").waitFor();
+  await agent.click("#copy-link");
+  const link = await agent.locator("#invite-link").inputValue();
+  check(link.startsWith(`${s.url}/demo/agent#invite=`), `an invitation link: ${link}`);
+  const invitedRow = agent.locator('.member[data-state="invited"]', { hasText: "linus@example.com" });
+  await invitedRow.waitFor();
+  seen.invitationLink = true;
+  step("admin invited an agent and copied the link");
+
+  const newcomer = await context.newPage();
+  watch(newcomer, "newcomer");
+  await newcomer.goto(link);
+  await newcomer.fill("#accept-password", s.password);
+  await newcomer.click("#do-accept");
+  await newcomer.locator("#desk").waitFor();
+  await newcomer.locator('#status[data-state="online"]').waitFor();
+  await newcomer.locator(".session", { hasText: "Ada Lovelace" }).waitFor();
+  check(await newcomer.locator("#team-toggle").isHidden(), "an agent sees no Team button");
+  check(await newcomer.locator("#team").isHidden(), "an agent sees no Team panel");
+  seen.agentSawNoTeamPanel = true;
+  step("the agent joined through the link: inbox yes, Team panel no");
+
+  await agent.click("#team-toggle");
+  await agent.click("#team-toggle");
+  const row = agent.locator(".member", { hasText: "linus@example.com" });
+  await row.locator('.presence[data-online="true"]').waitFor();
+  const [patched] = await Promise.all([
+    agent.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/api/agents/")),
+    row.locator("select.role").selectOption("admin"),
+  ]);
+  check(patched.status() === 200, `role change answered ${patched.status()}`);
+  await agent.waitForFunction(() =>
+    [...document.querySelectorAll(".member")].some((m) => m.textContent.includes("linus@example.com") && m.querySelector("select.role").value === "admin"),
+  );
+  seen.roleChanged = true;
+  step("admin made the agent an admin");
+
+  await row.locator("button.deactivate").click();
+  await newcomer.locator("#login").waitFor();
+  await newcomer.locator("#login-error", { hasText: "deactivated" }).waitFor();
+  await agent.locator('.member[data-state="deactivated"]', { hasText: "linus@example.com" }).waitFor();
+  seen.deactivatedSignedOut = true;
+  step("deactivating the member signed them out at once");
+  await agent.screenshot({ path: join(s.artifacts, "demo-team.png") });
+  await newcomer.screenshot({ path: join(s.artifacts, "demo-team-signed-out.png") });
+
   check(errors.length === 0, `no page errors: ${errors.join("; ")}`);
   console.log(JSON.stringify({ ok: true, ...seen }));
   await context.close();

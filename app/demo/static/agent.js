@@ -1,6 +1,7 @@
 // The agent inbox: log in (or create the desk's first admin), see every conversation
 // live, answer one, and rejoin it after a reconnect from the last seq seen.
 import { $, Thread, api, call, h, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
+import { linkInAddress, teamPanel } from "/demo/static/team.js";
 
 const saved = stored("helpline.demo.agent");
 const thread = new Thread($("#thread"), "admin");
@@ -9,6 +10,17 @@ let socket = null;
 let current = null; // id of the open conversation
 
 const nameOf = (s) => s.userName || s.userId;
+let signedIn = null; // this page's {token, admin} (another tab may store another's)
+const team = teamPanel({ token: () => signedIn?.token, me: () => signedIn?.admin ?? {}, onError: (text) => note(text) });
+// What `session_revoked` and refused reconnects mean to the person at the console.
+const ENDED = {
+  deactivated: "Your account was deactivated.",
+  logout_all: "You were logged out everywhere.",
+  password_changed: "Your password was changed: log in again.",
+  password_reset: "Your password was reset: log in again.",
+  signed_out_by_admin: "An admin signed you out.",
+  token_expired: "Your session expired: log in again.",
+};
 
 function note(text) {
   $("#note").textContent = text;
@@ -115,7 +127,9 @@ function connect(auth) {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   $("#logout").hidden = false;
-  $("#who").textContent = `${auth.admin.fullName || auth.admin.email} · agent console`;
+  $("#who").textContent = `${auth.admin.fullName || auth.admin.email} · ${auth.admin.role ?? "admin"}`;
+  signedIn = auth;
+  team.show(auth.admin.role ?? "admin");
   socket = io({ auth: { token: auth.token } });
   showConnection(socket, $("#status"));
 
@@ -125,8 +139,9 @@ function connect(auth) {
     if (current) await join(current);
   });
   socket.on("connect_error", (err) => {
-    if (["Invalid token", "Token has expired"].includes(err.message)) logout(err.message);
+    if (["invalid_token", "token_expired", "token_revoked"].includes(err.data?.code)) logout(err.message);
   });
+  socket.on("session_revoked", ({ reason }) => logout(ENDED[reason] ?? "You were signed out."));
   socket.on("session_created", (s) => {
     sessions.set(s.id, { ...s, unreadCount: 0, lastMessage: null });
     renderInbox();
@@ -169,6 +184,8 @@ function logout(message = "") {
   sessions.clear();
   current = null;
   thread.clear();
+  team.show(null);
+  signedIn = null;
   $("#desk").hidden = true;
   $("#login").hidden = false;
   $("#logout").hidden = true;
@@ -203,7 +220,30 @@ $("#do-register").addEventListener("click", () => {
   const fullName = $("#full-name").value.trim();
   authenticate("/api/auth/register", { ...credentials(), fullName: fullName || undefined });
 });
-$("#logout").addEventListener("click", () => logout());
+$("#logout").addEventListener("click", async () => {
+  // End this sign-in on the server too (its token stops working everywhere at once).
+  const token = signedIn?.token;
+  if (token) await api("/api/auth/logout", { method: "POST", token }).catch(() => {});
+  logout();
+});
+
+// An invitation or reset link (`#invite=…`, `#reset=…`): choose a password, then sign in.
+const link = linkInAddress();
+$("#accept").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#accept-error").textContent = "";
+  const body = { token: link.token, password: $("#accept-password").value };
+  if (link.kind === "invite") body.fullName = $("#accept-name").value.trim() || undefined;
+  try {
+    const auth = await api(link.kind === "invite" ? "/api/auth/accept-invite" : "/api/auth/reset-password", { method: "POST", body });
+    history.replaceState(null, "", location.pathname);
+    $("#accept").hidden = true;
+    saved.set(auth);
+    connect(auth);
+  } catch (err) {
+    $("#accept-error").textContent = err.message;
+  }
+});
 
 const typing = typingNotifier((isTyping) => {
   if (socket?.connected && current) socket.emit("typing", { sessionId: current, isTyping });
@@ -239,4 +279,11 @@ $("#close").addEventListener("click", async () => {
 document.addEventListener("visibilitychange", markRead);
 
 const auth = saved.get();
-if (auth?.token) connect(auth);
+if (link) {
+  $("#login").hidden = true;
+  $("#accept").hidden = false;
+  if (link.kind === "reset") {
+    $("#accept-title").textContent = "Choose a new password.";
+    $("#accept-name-row").hidden = true;
+  }
+} else if (auth?.token) connect(auth);

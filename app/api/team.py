@@ -1,0 +1,273 @@
+"""REST adapters for the team: /api/agents*, /api/invitations/*, and the two link
+redemptions under /api/auth (accept an invitation, reset a password)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, empty
+
+from app.api.auth import device_of
+from app.api.common import (
+    AUTH,
+    INVITATION,
+    MEMBER,
+    ROLE,
+    STR,
+    body_of,
+    documented,
+    json,
+    obj,
+    principal_of,
+    services,
+)
+from app.auth import STAFF_ROLES
+from app.client_ip import client_ip
+from app.domain import team
+from app.validation import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Reader, path_uuid
+
+agents = Blueprint("agents", url_prefix="/api/agents")
+invitations = Blueprint("invitations", url_prefix="/api/invitations")
+links = Blueprint("links", url_prefix="/api/auth")
+
+NAME = {"type": "string", "maxLength": MAX_NAME}
+NEW_PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
+LINK_ERRORS = (400, 404, 409, 410, 413, 429, 503)
+LINK_TEXT = (
+    "404 `invitation_not_found` (unknown or revoked), 409 `invitation_used`, "
+    "410 `invitation_expired`."
+)
+
+
+def _base_url(request: Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _member_id(value: str) -> Any:
+    return path_uuid(value, "Team member")
+
+
+@agents.get("/")
+@documented(
+    "The team: every admin and agent",
+    tag="team",
+    ok=(200, {"type": "array", "items": MEMBER}),
+    errors=(401, 403, 503),
+    secured=True,
+    description="Staff only. Admins first, then by name; `online` means a socket is open.",
+)
+async def list_team(request: Request) -> HTTPResponse:
+    principal = principal_of(request)
+    return json(await team.listing(services(request), principal))
+
+
+@agents.post("/")
+@documented(
+    "Invite a member (admin)",
+    tag="team",
+    body=obj(
+        ["email", "role"], email={"type": "string", "format": "email"}, fullName=NAME, role=ROLE
+    ),
+    ok=(201, obj(["agent", "invitation"], agent=MEMBER, invitation=INVITATION)),
+    errors=(400, 401, 403, 409, 413, 503),
+    secured=True,
+    description="The member exists at once (`invited: true`) and can log in once they "
+    "accept the link (single use, expires after INVITATION_TTL). 409 `email_taken`.",
+)
+async def invite(request: Request) -> HTTPResponse:
+    principal = principal_of(request)
+    r = Reader(body_of(request))
+    email = r.email("email", required=True)
+    full_name = r.string("fullName", max_len=MAX_NAME)
+    role = r.choice("role", STAFF_ROLES, required=True)
+    r.done()
+    assert email is not None and role is not None
+    out = await team.invite(
+        services(request),
+        principal,
+        email=email,
+        full_name=full_name,
+        role=role,
+        base_url=_base_url(request),
+    )
+    return json(out, status=201)
+
+
+@agents.patch("/<agent_id:str>")
+@documented(
+    "Rename a member or change their role",
+    tag="team",
+    body={**obj([], fullName=NAME, role=ROLE), "minProperties": 1},
+    ok=(200, MEMBER),
+    errors=(400, 401, 403, 404, 409, 413, 503),
+    secured=True,
+    description="Anyone may rename themselves; admins rename anyone and change roles. "
+    "409 `last_admin` when it would leave no active admin.",
+)
+async def update(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    r = Reader(body_of(request))
+    full_name = r.string("fullName", max_len=MAX_NAME)
+    role = r.choice("role", STAFF_ROLES)
+    if full_name is None and role is None:
+        r.errors["fullName"] = "or role is required"
+    r.done()
+    out = await team.update(services(request), principal, member, full_name=full_name, role=role)
+    return json(out)
+
+
+def _member_action(path: str, summary: str, description: str, errors: tuple[int, ...]) -> Any:
+    def register(func: Any) -> Any:
+        documented_func = documented(
+            summary,
+            tag="team",
+            ok=(200, MEMBER),
+            errors=errors,
+            secured=True,
+            description=description,
+        )(func)
+        return agents.post(f"/<agent_id:str>/{path}")(documented_func)
+
+    return register
+
+
+@_member_action(
+    "deactivate",
+    "Deactivate a member (admin)",
+    "No more logins; every token and socket of theirs stops at once, on every worker. "
+    "Their messages and sessions stay. 409 `last_admin` for the last active admin.",
+    (401, 403, 404, 409, 503),
+)
+async def deactivate(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    return json(await team.deactivate(services(request), principal, member))
+
+
+@_member_action(
+    "reactivate",
+    "Reactivate a member (admin)",
+    "They may log in again; sign-ins ended by the deactivation stay ended.",
+    (401, 403, 404, 503),
+)
+async def reactivate(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    return json(await team.reactivate(services(request), principal, member))
+
+
+@agents.post("/<agent_id:str>/logout-all")
+@documented(
+    "End every sign-in of a member (admin)",
+    tag="team",
+    ok=(204, {}),
+    errors=(401, 403, 404, 503),
+    secured=True,
+    description="A lost laptop: the member stays active and may log in again.",
+)
+async def sign_out_member(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    await team.sign_out(services(request), principal, member)
+    return empty()
+
+
+@agents.post("/<agent_id:str>/reset-link")
+@documented(
+    "A one-time password-reset link for a member (admin)",
+    tag="team",
+    ok=(201, INVITATION),
+    errors=(401, 403, 404, 409, 503),
+    secured=True,
+    description="Hand it over yourself (no email yet). Using it sets the password and ends "
+    "the member's other sign-ins. 409 `not_joined` for a member still invited.",
+)
+async def reset_link(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    out = await team.reset_link(services(request), principal, member, _base_url(request))
+    return json(out, status=201)
+
+
+@agents.post("/<agent_id:str>/invitation")
+@documented(
+    "Re-issue a member's invitation (admin)",
+    tag="team",
+    ok=(201, INVITATION),
+    errors=(401, 403, 404, 409, 503),
+    secured=True,
+    description="The earlier link stops working. 409 `already_joined` once accepted.",
+)
+async def reissue(request: Request, agent_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    member = _member_id(agent_id)
+    out = await team.reissue(services(request), principal, member, _base_url(request))
+    return json(out, status=201)
+
+
+@invitations.delete("/<invitation_id:str>")
+@documented(
+    "Revoke an invitation or reset link (admin)",
+    tag="team",
+    ok=(204, {}),
+    errors=(401, 403, 404, 503),
+    secured=True,
+)
+async def revoke(request: Request, invitation_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    link = path_uuid(invitation_id, "Invitation")
+    await team.revoke_invitation(services(request), principal, link)
+    return empty()
+
+
+async def _redeem(request: Request, kind: str, with_name: bool) -> HTTPResponse:
+    ctx = services(request)
+    ip = client_ip(request)
+    # Per IP, as registrations: a valid link costs a password hash.
+    await ctx.limiter.hit("redeem", ip, ctx.settings.rate_register)
+    r = Reader(body_of(request))
+    token = r.string("token", required=True, max_len=200)
+    password = r.string(
+        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
+    )
+    full_name = r.string("fullName", max_len=MAX_NAME) if with_name else None
+    r.done()
+    assert token is not None and password is not None
+    out = await team.redeem(
+        ctx,
+        kind,
+        token=token,
+        password=password,
+        full_name=full_name,
+        ip=ip,
+        device=device_of(request),
+    )
+    return json(out)
+
+
+@links.post("/accept-invite")
+@documented(
+    "Accept an invitation: set a password and sign in",
+    tag="auth",
+    body=obj(["token", "password"], token=STR, password=NEW_PASSWORD, fullName=NAME),
+    ok=(200, AUTH),
+    errors=LINK_ERRORS,
+    description=f"Answers `{{token, admin}}` like login. {LINK_TEXT}",
+)
+async def accept_invite(request: Request) -> HTTPResponse:
+    return await _redeem(request, team.INVITE, with_name=True)
+
+
+@links.post("/reset-password")
+@documented(
+    "Use a password-reset link: set a new password and sign in",
+    tag="auth",
+    body=obj(["token", "password"], token=STR, password=NEW_PASSWORD),
+    ok=(200, AUTH),
+    errors=LINK_ERRORS,
+    description=f"Ends every other sign-in of the account. {LINK_TEXT}",
+)
+async def reset_password(request: Request) -> HTTPResponse:
+    return await _redeem(request, team.RESET, with_name=False)

@@ -1,0 +1,102 @@
+"""Sockets whose credentials ended: expired tokens, revoked sign-ins, deactivated accounts.
+
+A socket authenticates once, at connect, but its token can expire and its sign-in can be
+revoked while it stays open. Three things keep it honest on this worker:
+- every event re-checks the token's expiry and, for staff, the account (cached per worker,
+  app/accounts.py), so it is refused at once;
+- a revocation published by any worker (app/revocation.py) disconnects this worker's
+  sockets of it right away, after a `session_revoked {reason, code}` event;
+- a sweep every SWEEP_SECONDS disconnects the sockets whose token expired, and re-checks
+  the staff sockets (catching changes that bypassed the API, within the cache bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+import socketio
+
+from app.auth import Principal
+from app.context import Services
+from app.errors import Unauthorized
+from app.revocation import Revocation
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 1.0
+EXPIRED = Unauthorized("Token has expired", code="token_expired")
+
+
+class Connected(Protocol):
+    sid: str
+    principal: Principal
+
+
+class Credentials:
+    def __init__(self, sio: socketio.AsyncServer, ctx: Services) -> None:
+        self.sio = sio
+        self.ctx = ctx
+        self._dropping: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def current(self, conn: Connected) -> Principal:
+        """The connection's principal as it stands now, or Unauthorized (and the socket
+        is being disconnected)."""
+        principal = conn.principal
+        if principal.expires_at and time.time() >= principal.expires_at:
+            self.drop_soon(conn.sid, "token_expired", EXPIRED.code)
+            raise EXPIRED
+        try:
+            return await self.ctx.accounts.check(principal)
+        except Unauthorized as exc:
+            self.drop_soon(conn.sid, "revoked", exc.code)
+            raise
+
+    async def revoked(self, revocation: Revocation, connections: Iterable[Connected]) -> None:
+        if not revocation.disconnect:
+            return
+        for conn in list(connections):
+            p = conn.principal
+            if p.is_admin and revocation.covers(p.subject, p.sign_in):
+                await self.drop(conn.sid, revocation.reason, "token_revoked")
+
+    async def sweep(self, connections: Iterable[Connected]) -> None:
+        now = time.time()
+        for conn in list(connections):
+            p = conn.principal
+            if p.expires_at and now >= p.expires_at:
+                await self.drop(conn.sid, "token_expired", EXPIRED.code)
+            elif p.is_admin and p.sign_in is not None:
+                try:
+                    await self.ctx.accounts.check(p)
+                except Unauthorized as exc:
+                    await self.drop(conn.sid, "revoked", exc.code)
+
+    def drop_soon(self, sid: str, reason: str, code: str) -> None:
+        """From inside an event handler: its ack goes first, then the disconnect."""
+        asyncio.get_running_loop().call_later(0.05, self._spawn, sid, reason, code)
+
+    def _spawn(self, sid: str, reason: str, code: str) -> None:
+        task = asyncio.ensure_future(self.drop(sid, reason, code))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drop(self, sid: str, reason: str, code: str) -> None:
+        """Tell the client why, then disconnect it (once, however many paths ask)."""
+        if sid in self._dropping:
+            return
+        self._dropping.add(sid)
+        try:
+            # Only this worker holds the socket: no need to go through Redis.
+            await self.sio.emit(
+                "session_revoked", {"reason": reason, "code": code}, to=sid, ignore_queue=True
+            )
+            await self.sio.disconnect(sid)
+        except Exception as exc:
+            log.debug("disconnecting %s after %s failed: %r", sid, reason, exc)
+        finally:
+            self._dropping.discard(sid)
