@@ -114,10 +114,10 @@ class Settings:
     connections_per_ip: int = _setting(
         100, "Engine.IO connections one client IP may hold open, per worker."
     )
-    join_page_bytes: int = _setting(
-        256 * 1024,
-        "Largest message content one join_session ack carries, bytes (then hasMore: page on "
-        "with REST).",
+    join_page_chars: int = _setting(
+        128 * 1024,
+        "Characters of message content one join_session ack carries at most (past it "
+        "`hasMore`: page on with REST); 500 messages is the other bound.",
     )
 
     @property
@@ -128,6 +128,18 @@ class Settings:
     def embedded(self) -> bool:
         """No external services: SQLite and in-process state, one worker."""
         return not self.database_url or not self.redis_url
+
+    @property
+    def pubsub_prefix(self) -> str:
+        """What a Redis pub/sub channel name must carry to stay within this deployment:
+        pub/sub ignores the database number, so two deployments on one Redis server with
+        the same namespace and different databases would otherwise hear each other."""
+        db = 0
+        if self.redis_url:
+            from redis.connection import parse_url
+
+            db = int(parse_url(self.redis_url).get("db", 0) or 0)
+        return f"{self.redis_namespace}:db{db}"
 
     @property
     def cors_origin_list(self) -> list[str] | str:

@@ -102,12 +102,13 @@ def create_app(settings: object = None) -> Sanic:
         app.ctx.realtime_task = asyncio.create_task(realtime.run_background())
         # Revocations from other workers: drop cached account checks, disconnect sockets.
         app.ctx.revocation_task = asyncio.create_task(services.revocations.run())
+        app.ctx.guard_task = asyncio.create_task(sio.sweep_unauthenticated())
         if relay is not None:
             await relay.start()
 
     @app.before_server_stop
     async def stop_realtime(app: Sanic) -> None:
-        for task in (app.ctx.realtime_task, app.ctx.revocation_task):
+        for task in (app.ctx.realtime_task, app.ctx.revocation_task, app.ctx.guard_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

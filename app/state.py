@@ -26,6 +26,14 @@ class State(Protocol):
 
     async def put(self, key: str, value: str, ttl: int) -> None: ...
 
+    async def swap(self, key: str, value: str, ttl: int) -> str | None:
+        """`put`, returning the value it replaced (None if there was none), atomically."""
+        ...
+
+    async def take(self, key: str) -> str | None:
+        """Delete `key`, returning the value it held (None if none), atomically."""
+        ...
+
     async def delete(self, *keys: str) -> None: ...
 
     async def get_many(self, keys: list[str]) -> list[str | None]: ...
@@ -117,6 +125,14 @@ class RedisState:
     async def put(self, key: str, value: str, ttl: int) -> None:
         await self.redis.set(self.prefix + key, value, ex=ttl)
 
+    async def swap(self, key: str, value: str, ttl: int) -> str | None:
+        old = await self.redis.set(self.prefix + key, value, ex=ttl, get=True)
+        return None if old is None else str(old)
+
+    async def take(self, key: str) -> str | None:
+        old = await self.redis.getdel(self.prefix + key)
+        return None if old is None else str(old)
+
     async def delete(self, *keys: str) -> None:
         if keys:
             await self.redis.delete(*(self.prefix + k for k in keys))
@@ -203,6 +219,16 @@ class MemoryState:
 
     async def put(self, key: str, value: str, ttl: int) -> None:
         self._values[key] = (value, time.monotonic() + ttl)
+
+    async def swap(self, key: str, value: str, ttl: int) -> str | None:
+        old = self._live(key)
+        self._values[key] = (value, time.monotonic() + ttl)
+        return old
+
+    async def take(self, key: str) -> str | None:
+        old = self._live(key)
+        self._values.pop(key, None)
+        return old
 
     async def delete(self, *keys: str) -> None:
         for key in keys:

@@ -43,6 +43,8 @@ SERVER_ENV = {
     "RATE_SESSION_CREATE": "1000000",
     "RATE_MESSAGES": "1000000",
     "RATE_LOGIN_FAILURES_IP": "1000000",
+    # A few generator processes drive every agent and thousands of idle sockets from
+    # 127.0.0.1: the per-connection and per-IP socket guards are load-test limits too.
     "SOCKET_EVENTS_PER_SECOND": "1000000",
     "SOCKET_EVENT_BURST": "1000000",
     "CONNECTIONS_PER_IP": "1000000",

@@ -38,6 +38,10 @@ SERVER_ENV = {
     "RATE_REGISTER": "1000",
     "RATE_SESSION_CREATE": "10000",
     "RATE_MESSAGES": "100000",
+    # Tests send bursts and open many sockets from 127.0.0.1; guard tests tighten these.
+    "SOCKET_EVENTS_PER_SECOND": "100000",
+    "SOCKET_EVENT_BURST": "100000",
+    "CONNECTIONS_PER_IP": "100000",
     "TYPING_TTL": "2",
     "LOG_LEVEL": "WARNING",
     "REDIS_NAMESPACE": REDIS_NAMESPACE,

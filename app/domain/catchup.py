@@ -29,7 +29,12 @@ async def join(
         more = None
     else:
         missed, more = await messages.history(
-            ctx, principal, session_id, limit=CATCHUP_LIMIT, after=after
+            ctx,
+            principal,
+            session_id,
+            limit=CATCHUP_LIMIT,
+            after=after,
+            max_chars=ctx.settings.join_page_chars,
         )
     try:
         typing = await presence.typing_now(ctx, session_id)

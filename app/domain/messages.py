@@ -136,8 +136,13 @@ async def history(
     limit: int,
     before: int | None = None,
     after: int | None = None,
+    max_chars: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
     """A page of messages, oldest first, and the cursor of the next page if more remain.
+
+    `max_chars` (forward pages only) also ends the page once its contents add up to that
+    many characters (always at least one message): a join's ack stays small whatever the
+    messages' length.
 
     `after=N` walks forward from position N (what a reconnecting client asks for);
     `before=N` and no cursor walk backward from the newest. Positions are unique per
@@ -145,7 +150,10 @@ async def history(
     """
     require_session_access(principal, session_id)
     await load_session_exists(session_id)
-    if after is not None:
+    if after is not None and max_chars is not None:
+        rows, more = await _forward_page_within(session_id, after, limit, max_chars)
+        following = {"after": rows[-1]["seq"]} if more else None
+    elif after is not None:
         rows = await db.fetch_direct(
             f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq > {{}}"
             " ORDER BY seq ASC LIMIT {}",
@@ -169,6 +177,31 @@ async def history(
         rows = rows[:limit][::-1]
         following = {"before": rows[0]["seq"]} if more else None
     return [serialize.message(r) for r in rows], following
+
+
+async def _forward_page_within(
+    session_id: uuid.UUID, after: int, limit: int, max_chars: int
+) -> tuple[list[Any], bool]:
+    """Up to `limit` messages after `after` whose contents fit in `max_chars` (the first
+    always), cut in the database so the rest never reach this process; and whether more
+    remain."""
+    rows = await db.fetch_direct(
+        f"SELECT {MESSAGE_COLUMNS}, page_rows FROM ("
+        f" SELECT {MESSAGE_COLUMNS}, count(*) OVER () AS page_rows,"
+        "  sum(length(content)) OVER (ORDER BY seq) - length(content) AS chars_before"
+        f" FROM (SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}} AND seq > {{}}"
+        "  ORDER BY seq ASC LIMIT {}) AS page"
+        ") AS sized WHERE chars_before < {} ORDER BY seq ASC",
+        session_id,
+        after,
+        limit + 1,
+        max_chars,
+    )
+    if not rows:
+        return [], False
+    fetched = int(rows[0]["page_rows"])
+    more = fetched > limit or len(rows) < fetched
+    return list(rows[:limit]), more
 
 
 async def load_session_exists(session_id: uuid.UUID) -> None:

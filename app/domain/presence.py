@@ -49,13 +49,18 @@ async def set_typing(
         )
     key = _typing_key(str(session_id), side)
     ttl = ctx.settings.typing_ttl
+    # Told to the room on a change only: a connection repeating `typing` refreshes the
+    # TTL without making every other socket in the room hear it again.
     if is_typing:
-        await ctx.state.put(key, connection, ttl)
+        changed = await ctx.state.swap(key, connection, ttl) != connection
         await ctx.state.schedule(DEADLINES, f"{session_id}:{side}", time.time() + ttl)
     else:
-        await ctx.state.delete(key)
+        changed = await ctx.state.take(key) is not None
     event = {"sessionId": str(session_id), "userType": side, "isTyping": is_typing}
-    await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)], skip=connection)
+    if changed:
+        await ctx.broadcaster.emit(
+            "user_typing", event, [session_room(session_id)], skip=connection
+        )
     return event
 
 

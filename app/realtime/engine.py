@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import engineio
-import socketio
 from engineio import packet
 
+from app.realtime.guards import GuardedEngine, GuardedServer
 
-class EngineIO(engineio.AsyncServer):
+
+class EngineIO(GuardedEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._ping_timers: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -51,6 +52,6 @@ class EngineIO(engineio.AsyncServer):
             task.cancel()
 
 
-class SocketIO(socketio.AsyncServer):
+class SocketIO(GuardedServer):
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return EngineIO

@@ -21,6 +21,7 @@ from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
 from app.realtime.engine import SocketIO
 from app.realtime.manager import RoomChannelManager
+from app.realtime.guards import Guards
 
 PATH = "socket.io"
 PING_INTERVAL = 25
@@ -41,7 +42,7 @@ class SocketBroadcaster:
 def channel_name(settings: Settings) -> str:
     """The Socket.IO control channel; every room channel is derived from it
     (manager.room_channel). The one place that names Socket.IO's Redis channels."""
-    return f"{settings.redis_namespace}-socketio"
+    return f"{settings.pubsub_prefix}-socketio"
 
 
 def create_server(settings: Settings) -> socketio.AsyncServer:
@@ -56,7 +57,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     )
     # With Redis, polling sessions may be served by any worker (see affinity.py).
     server_class = AffinitySocketIO if settings.redis_url else SocketIO
-    return server_class(
+    server = server_class(
         async_mode="sanic",
         client_manager=manager,
         json=OrjsonCodec,
@@ -68,6 +69,8 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
+    server.install_guards(Guards(settings))
+    return server
 
 
 def mount(app: Sanic, sio: socketio.AsyncServer) -> None:

@@ -1,0 +1,401 @@
+"""What one socket connection may make a worker do, hold or keep open.
+
+An anonymous widget token is enough to open sockets, so every resource a connection can
+spend is bounded here, per worker:
+
+- events: a token bucket per connection over every Socket.IO packet it sends (events and
+  namespace connects alike); an event past it is answered `ok:false`, `rate_limited`;
+- bytes queued for a client that does not read: past the cap the connection is closed
+  (its queue dropped, its TCP connection aborted) and the reason logged;
+- time to authenticate: an Engine.IO session that has not completed a Socket.IO connect
+  within the timeout is closed;
+- connections per client IP (see app/client_ip.py), and the Origin of browsers
+  (CORS_ORIGINS), checked at the Engine.IO handshake;
+- packet kinds: binary packets (Helpline has no binary events) and client events named as
+  Socket.IO's lifecycle events are refused, unknown events answered `unknown_event`, and
+  a malformed frame costs one log line at most per interval, never a traceback.
+
+The library hooks that feed it live in `GuardedServer` (python-socketio's private
+`_handle_*` names, listed in `HOOKED`), so each is one line to register with a start-up
+check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import engineio
+import socketio
+from socketio import packet as sio_packet
+
+from app.client_ip import environ_client_ip
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Socket.IO's own lifecycle names: a client emitting one as an event must not reach the
+# lifecycle handlers (a fake `connect` re-authenticated the socket).
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+# At most one line per this many seconds for each kind of refused or malformed packet.
+LOG_INTERVAL = 10.0
+# How often unauthenticated Engine.IO sessions are looked for.
+SWEEP_INTERVAL = 1.0
+
+# python-socketio private names `GuardedServer` overrides (for the start-up hook check).
+HOOKED = (
+    "_handle_eio_connect",
+    "_handle_eio_disconnect",
+    "_handle_eio_message",
+    "_handle_connect",
+    "_handle_event",
+)
+
+
+class ThrottledLog:
+    """One warning per `interval` per kind, with how many were folded into it."""
+
+    def __init__(self, interval: float = LOG_INTERVAL) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._folded: Counter[str] = Counter()
+
+    def warning(self, kind: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval) < self.interval:
+            self._folded[kind] += 1
+            return
+        self._last[kind] = now
+        folded = self._folded.pop(kind, 0)
+        suffix = f" (and {folded} more since the last such line)" if folded else ""
+        log.warning(message + suffix, *args)
+
+
+@dataclass
+class Peer:
+    """One Engine.IO connection as the guards see it."""
+
+    ip: str
+    opened: float
+    tokens: float
+    refilled: float
+
+
+def error_ack(code: str, message: str, retryable: bool = False) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message, "retryable": retryable}}
+
+
+class Guards:
+    """The per-worker bookkeeping behind every limit above."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rate = float(settings.socket_events_per_second)
+        self.burst = float(max(settings.socket_event_burst, 1))
+        self.peers: dict[str, Peer] = {}
+        self.per_ip: Counter[str] = Counter()
+        self.noisy = ThrottledLog()
+        origins = settings.cors_origin_list
+        self.origins: frozenset[str] | None = None if origins == "*" else frozenset(origins)
+
+    def admit_connection(self, eio_sid: str, environ: dict[str, Any]) -> str | None:
+        """None to accept a new Engine.IO connection, else why it is refused."""
+        origin = environ.get("HTTP_ORIGIN")
+        if self.origins is not None and origin and origin not in self.origins:
+            self.noisy.warning("origin", "socket refused: origin %s not in CORS_ORIGINS", origin)
+            return "Origin not allowed"
+        ip = environ_client_ip(environ, self.settings.trusted_proxies)
+        if self.per_ip[ip] >= self.settings.connections_per_ip:
+            self.noisy.warning(
+                "per-ip", "socket refused: %s already holds %d connections", ip, self.per_ip[ip]
+            )
+            return "Too many connections from this address"
+        now = time.monotonic()
+        self.peers[eio_sid] = Peer(ip=ip, opened=now, tokens=self.burst, refilled=now)
+        self.per_ip[ip] += 1
+        return None
+
+    def closed(self, eio_sid: str) -> None:
+        peer = self.peers.pop(eio_sid, None)
+        if peer is None:
+            return
+        self.per_ip[peer.ip] -= 1
+        if self.per_ip[peer.ip] <= 0:
+            del self.per_ip[peer.ip]
+
+    def spend(self, eio_sid: str) -> bool:
+        """Take one event from the connection's bucket; False when it is empty."""
+        peer = self.peers.get(eio_sid)
+        if peer is None:
+            return True
+        now = time.monotonic()
+        peer.tokens = min(self.burst, peer.tokens + (now - peer.refilled) * self.rate)
+        peer.refilled = now
+        if peer.tokens < 1:
+            return False
+        peer.tokens -= 1
+        return True
+
+    def refuse_event(self, eio_sid: str, event: Any, known: bool) -> dict[str, Any] | None:
+        """The ack refusing a client event, or None to handle it."""
+        if not isinstance(event, str) or event in RESERVED_EVENTS:
+            self.noisy.warning("reserved", "socket event refused: reserved name %r", event)
+            return error_ack("reserved_event", "This event name is reserved")
+        if not self.spend(eio_sid):
+            return error_ack("rate_limited", "Too many events, slow down", retryable=True)
+        if not known:
+            return error_ack("unknown_event", f"Unknown event '{event[:64]}'")
+        return None
+
+    def expired(self, now: float) -> list[str]:
+        """Engine.IO sessions opened longer ago than the authentication timeout."""
+        limit = now - self.settings.socket_auth_timeout
+        return [sid for sid, peer in self.peers.items() if peer.opened < limit]
+
+
+def queued_size(item: Any) -> int:
+    """Bytes an Engine.IO packet will take on the wire (roughly: its encoded data)."""
+    data = getattr(item, "data", None)
+    if isinstance(data, str | bytes):
+        return len(data) + 1
+    return 16
+
+
+class SendQueue(asyncio.Queue[Any]):
+    """An Engine.IO socket's outgoing queue that knows how many bytes are waiting for its
+    client, and calls `on_full` (once, soon after) when more than `limit` pile up.
+
+    A long-polling client's bytes leave when its GET takes them. A websocket's writer takes
+    everything queued at once into a list of its own and sends it one frame at a time, so
+    there the bytes leave only when a frame is handed to the transport (`sent`)."""
+
+    def __init__(self, limit: int, on_full: Callable[[SendQueue], None]) -> None:
+        super().__init__()
+        self.limit = limit
+        self.bytes = 0
+        self.overflowed = False
+        self.counted_on_send = False
+        self._on_full = on_full
+
+    def put_nowait(self, item: Any) -> None:
+        if self.overflowed and item is not None:
+            # Being closed: hold nothing more for it (None still ends its reader).
+            return
+        super().put_nowait(item)
+
+    def _put(self, item: Any) -> None:
+        self.bytes += queued_size(item)
+        super()._put(item)
+        if self.bytes > self.limit and not self.overflowed:
+            self.overflowed = True
+            asyncio.get_running_loop().call_soon(self._on_full, self)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        if not self.counted_on_send:
+            self.bytes -= queued_size(item)
+        return item
+
+    def sent(self, size: int) -> None:
+        self.bytes = max(0, self.bytes - size)
+
+    def drop_all(self) -> None:
+        """Free everything queued (the client will never read it)."""
+        held: Any = self._queue  # type: ignore[attr-defined]
+        dropped = len(held)
+        held.clear()
+        self.bytes = 0
+        for _ in range(dropped):
+            self.task_done()
+
+
+def terminate(eio: Any, socket: Any, why: str) -> None:
+    """End an Engine.IO session now: drop what it has queued, abort its websocket's TCP
+    connection (a client that does not read would never take a CLOSE frame), and let
+    Engine.IO and Socket.IO run their disconnect handling."""
+    queue = socket.queue
+    if isinstance(queue, SendQueue):
+        queue.drop_all()
+    transport = getattr(socket, "helpline_transport", None)
+    if transport is not None:
+        transport.abort()
+    task = asyncio.ensure_future(socket.close(wait=False, abort=True, reason=why))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    # A long-poll GET or the websocket writer waiting on the queue ends.
+    queue.put_nowait(None)
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+class GuardedEngine(engineio.AsyncServer):
+    """python-engineio's server with byte-counted send queues, and each websocket
+    session knowing its TCP transport (so it can be aborted)."""
+
+    queue_limit: int | None = None
+    _async: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        driver = self._async["websocket"]
+
+        def websocket(handler: Any, server: Any) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+            ws = driver(handler, server)
+            owner = getattr(handler, "__self__", None)
+
+            async def run(environ: dict[str, Any]) -> Any:
+                request = environ.get("sanic.request")
+                if owner is not None and request is not None:
+                    owner.helpline_transport = request.transport
+                queue = getattr(owner, "queue", None)
+                if isinstance(queue, SendQueue):
+                    queue.counted_on_send = True
+                    send = ws.send
+
+                    async def counted_send(message: Any) -> None:
+                        await send(message)
+                        queue.sent(len(message))
+
+                    ws.send = counted_send
+                return await ws(environ)
+
+            return run
+
+        # A per-server copy: the driver's dict is shared module state.
+        self._async = {**self._async, "websocket": websocket}
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        if self.queue_limit is None:
+            return super().create_queue(*args, **kwargs)
+        return SendQueue(self.queue_limit, self._overflowed)
+
+    def _overflowed(self, queue: SendQueue) -> None:
+        socket = next((s for s in list(self.sockets.values()) if s.queue is queue), None)
+        if socket is None:
+            queue.drop_all()
+            return
+        log.warning(
+            "socket %s closed: over %d bytes queued for a client that does not read",
+            socket.sid,
+            queue.limit,
+        )
+        terminate(self, socket, "send queue full")
+
+
+class GuardedServer(socketio.AsyncServer):
+    """python-socketio's server with the guards in front of its packet handlers."""
+
+    guards: Guards | None = None
+
+    def install_guards(self, guards: Guards) -> None:
+        self.guards = guards
+        if isinstance(self.eio, GuardedEngine):
+            self.eio.queue_limit = guards.settings.socket_queue_bytes
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        if self.guards is not None:
+            refused = self.guards.admit_connection(eio_sid, environ)
+            if refused is not None:
+                return refused
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        if self.guards is not None:
+            self.guards.closed(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        guards = self.guards
+        if guards is None:
+            await super()._handle_eio_message(eio_sid, data)
+            return
+        if not isinstance(data, str) or data[:1] in (
+            str(sio_packet.BINARY_EVENT),
+            str(sio_packet.BINARY_ACK),
+        ):
+            guards.noisy.warning("binary", "socket packet refused: binary packets unsupported")
+            await self._refuse_binary(eio_sid, data)
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except Exception as exc:
+            guards.noisy.warning("malformed", "malformed socket packet dropped: %r", exc)
+
+    async def _refuse_binary(self, eio_sid: str, data: Any) -> None:
+        """Answer a binary event that asked for an ack; its attachments are never kept."""
+        if not isinstance(data, str):
+            return
+        with contextlib.suppress(Exception):
+            pkt = self.packet_class(encoded_packet=data)
+            if pkt.id is not None and pkt.packet_type == sio_packet.BINARY_EVENT:
+                ack = error_ack("binary_unsupported", "Binary packets are not accepted")
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        sio_packet.ACK, namespace=pkt.namespace or "/", id=pkt.id, data=[ack]
+                    ),
+                )
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        if self.guards is not None and not self.guards.spend(eio_sid):
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    sio_packet.CONNECT_ERROR,
+                    data={
+                        "message": "Too many events, slow down",
+                        "data": {"code": "rate_limited"},
+                    },
+                    namespace=namespace or "/",
+                ),
+            )
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: Any
+    ) -> None:
+        if self.guards is not None:
+            event = data[0] if isinstance(data, list) and data else None
+            known = isinstance(event, str) and event in self.handlers.get(namespace or "/", {})
+            refused = self.guards.refuse_event(eio_sid, event, known)
+            if refused is not None:
+                if id is not None:
+                    await self._send_packet(
+                        eio_sid,
+                        self.packet_class(
+                            sio_packet.ACK, namespace=namespace or "/", id=id, data=[refused]
+                        ),
+                    )
+                return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+    async def sweep_unauthenticated(self) -> None:
+        """Forever: close Engine.IO sessions that never completed a Socket.IO connect."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            guards = self.guards
+            if guards is None:
+                continue
+            for eio_sid in guards.expired(time.monotonic()):
+                if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+                    # Authenticated: no longer watched for the timeout (kept for the rest).
+                    guards.peers[eio_sid].opened = float("inf")
+                    continue
+                socket = self.eio.sockets.get(eio_sid)
+                guards.noisy.warning(
+                    "auth-timeout", "socket %s closed: no authentication in time", eio_sid
+                )
+                if socket is None:
+                    guards.closed(eio_sid)
+                    continue
+                terminate(self.eio, socket, "authentication timeout")
