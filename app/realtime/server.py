@@ -20,8 +20,8 @@ from app.config import Settings
 from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
 from app.realtime.engine import SocketIO
-from app.realtime.manager import RoomChannelManager
 from app.realtime.guards import Guards
+from app.realtime.manager import RoomChannelManager
 
 PATH = "socket.io"
 PING_INTERVAL = 25
