@@ -18,17 +18,21 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.config import Settings
 from app.realtime import testpoints
+from app.realtime.manager import room_channel
+from app.realtime.server import channel_name
 from tests.faults import PrivateRedis
 from tests.sockets import Client
 from tests.support import REDIS_NAMESPACE, Factory, LiveServer
 
-CONTROL = f"{REDIS_NAMESPACE}-socketio"
 COUNTERS = f"{REDIS_NAMESPACE}:socketio:counters"
 
 
-def channel(room: str) -> str:
-    return f"{CONTROL}#{room}"
+def channel(redis_url: str, room: str) -> str:
+    """The room's channel as the servers name it (server.channel_name, manager.room_channel)."""
+    settings = Settings(redis_url=redis_url, redis_namespace=REDIS_NAMESPACE)
+    return room_channel(channel_name(settings), room)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +58,21 @@ async def bus(private_redis: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
 
 
 async def subscribers(bus: aioredis.Redis, room: str) -> int:
-    [(_, count)] = await bus.pubsub_numsub(channel(room))
+    url = bus.connection_pool.connection_kwargs
+    [(_, count)] = await bus.pubsub_numsub(
+        channel(f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}", room)
+    )
     return int(count)
 
 
-async def counters(bus: aioredis.Redis) -> list[dict[str, int]]:
-    """Each worker's listener counters, as it last reported them (about every second)."""
-    return [orjson.loads(v) for v in (await bus.hgetall(COUNTERS)).values()]
+async def counters(bus: aioredis.Redis) -> list[dict[str, Any]]:
+    """Each worker's listener counters, as it last reported them (about every second),
+    with the worker's host id."""
+    raw = await bus.hgetall(COUNTERS)
+    return [
+        {**orjson.loads(v), "host": k.decode() if isinstance(k, bytes) else k}
+        for k, v in raw.items()
+    ]
 
 
 async def eventually(probe: Any, within: float = 10) -> Any:
@@ -89,24 +101,23 @@ async def test_a_worker_receives_only_the_rooms_its_sockets_are_in(pair, bus):
             assert await subscribers(bus, f"session:{here['id']}") == 1
             assert await subscribers(bus, f"session:{there['id']}") == 1
             assert await subscribers(bus, "admins") == 0  # no staff socket anywhere
-            await asyncio.sleep(1.5)  # both listeners' counters reported
-            before = await counters(bus)
+            # Both listeners' counters reported (each reports about once a second).
+            assert await eventually(lambda: _has_two(counters(bus)))
+            await asyncio.sleep(2.5)
+            before = {c["host"]: c for c in await counters(bus)}
             for n in range(20):
                 await make.message(agent, here["id"], f"to a {n}")  # published by b
             await eventually(lambda: len(customer_a.of("new_message")) == 20)
-            await asyncio.sleep(1.5)
-            after = await counters(bus)
-            received = sorted(
-                x["received"] - y["received"]
-                for x, y in zip(
-                    sorted(after, key=lambda c: c["published"]),
-                    sorted(before, key=lambda c: c["published"]),
-                    strict=True,
-                )
-            )
+
+            async def received() -> list[int]:
+                now = await counters(bus)
+                return sorted(c["received"] - before[c["host"]]["received"] for c in now)
+
             # b (the publisher) is in neither room: nothing comes back to it. a gets each
             # message once, on the session's channel, and decodes only what it delivers.
-            assert received == [0, 20]
+            await eventually(lambda: _equals(received(), [0, 20]))
+            assert await received() == [0, 20]
+            after = await counters(bus)
             assert all(c["decoded"] == c["delivered"] for c in after)
             assert customer_b.of("new_message") == []
 
@@ -123,6 +134,14 @@ async def test_a_worker_receives_only_the_rooms_its_sockets_are_in(pair, bus):
 
 async def _is_zero(count: Any) -> bool:
     return await count == 0
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return await value == expected
+
+
+async def _has_two(value: Any) -> bool:
+    return len(await value) == 2
 
 
 async def test_staff_on_any_worker_get_every_message_once(pair):
