@@ -25,9 +25,10 @@ def serve(settings: Settings) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    from app import hooks
     from app.main import create_app
 
-    problems = settings.problems()
+    problems = settings.problems() + hooks.problems()
     if problems:
         for problem in problems:
             print(f"helpline: cannot start: {problem}", file=sys.stderr)

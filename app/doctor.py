@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.apps.migrations.tables import Migration
 
-from app import db
+from app import db, hooks
 from app.config import Settings
 
 TIMEOUT = 5
@@ -42,7 +42,7 @@ def configuration(settings: Settings) -> list[str]:
     secret = settings.secret_problem()
     if secret and secret not in found:
         found.append(secret)
-    return found
+    return found + hooks.problems()
 
 
 def _sqlite_file(settings: Settings) -> Path | None:

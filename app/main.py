@@ -9,7 +9,7 @@ import logging
 import orjson
 from sanic import Sanic
 
-from app import db
+from app import db, hooks
 from app.api import auth, chat, demo, errors, health, sessions, team
 from app.api.common import authenticate
 from app.config import ConfigError, Settings
@@ -47,6 +47,8 @@ def create_app(settings: object = None) -> Sanic:
     problems = settings.problems()
     if problems:
         raise ConfigError("; ".join(problems))
+    # Library private names we override: refuse a release where they changed.
+    hooks.check()
     _configure_logging(settings.log_level)
 
     app = Sanic("helpline", dumps=_dumps)

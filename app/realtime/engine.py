@@ -1,4 +1,5 @@
-"""python-engineio's server with two fixes every worker of ours needs.
+"""python-engineio's server with two fixes every worker of ours needs (their private
+names are declared in app/hooks.py, checked at start-up).
 
 - A long-polling client that says goodbye is answered at once. On a client's CLOSE
   packet Engine.IO closes the session without answering the client's pending GET, which

@@ -1,0 +1,250 @@
+"""Every place the server overrides or relies on a library's private name, declared once.
+
+A private name can change in any release, and then an override is silently dead (a fix
+turned off) or the library calls something we no longer match. pyproject holds these
+libraries to one minor release and the lock to one version; on top of that each hook says
+here what it expects (the name, its kind, its leading parameters, and the library code
+that calls it), `check()` runs at start-up (`helpline serve`, every worker, `helpline
+doctor`) and refuses to start with a message naming what no longer fits. Each hook names
+the test that fails when its effect disappears.
+
+To add one: append a `Hook` to `HOOKS` (tests/test_hooks.py also fails for a subclass of
+a library class that overrides a private method not listed here).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Literal
+
+from app.config import ConfigError
+
+Kind = Literal["coroutine function", "async generator function", "function", "mapping"]
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One private name of a library, as we use it."""
+
+    library: str  # its distribution, for the version in messages
+    name: str  # dotted path: module, then attributes
+    kind: Kind
+    used_by: str  # where we override or use it
+    why: str
+    test: str  # the test that fails when the hook's effect disappears
+    params: tuple[str, ...] = ()  # leading parameter names we rely on
+    keys: tuple[str, ...] = ()  # for a mapping: keys we replace or read
+    # (dotted function, text its source must contain): how the library reaches the name.
+    called_in: tuple[tuple[str, str], ...] = ()
+
+
+class HookError(ConfigError):
+    """A hooked library name is missing or changed: this release is not supported."""
+
+
+_KIND_CHECKS: dict[Kind, Callable[[Any], bool]] = {
+    "coroutine function": inspect.iscoroutinefunction,
+    "async generator function": inspect.isasyncgenfunction,
+    "function": inspect.isfunction,
+    "mapping": lambda value: isinstance(value, Mapping),
+}
+
+_POLL = "tests/test_multiworker.py::test_a_polling_client_that_disconnects_is_let_go_at_once"
+_RELAY = "tests/test_multiworker.py::test_polling_client_keeps_its_session_across_many_requests"
+
+HOOKS: list[Hook] = [
+    Hook(
+        library="python-engineio",
+        name="engineio.async_server.AsyncServer._trigger_event",
+        kind="coroutine function",
+        params=("self", "event"),
+        called_in=(("engineio.async_socket.AsyncSocket.close", "_trigger_event("),),
+        used_by="app/realtime/engine.py EngineIO._trigger_event",
+        why="a polling client's CLOSE gets its pending GET answered with a NOOP at once "
+        "(upstream leaves it to the ~30 s ping timeout): docs/upstream/engineio-polling-close.md",
+        test=_POLL,
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_socket.AsyncSocket._send_ping",
+        kind="coroutine function",
+        params=("self",),
+        called_in=(
+            ("engineio.async_socket.AsyncSocket.schedule_ping", "start_background_task("),
+            ("engineio.async_socket.AsyncSocket.schedule_ping", "self._send_ping"),
+        ),
+        used_by="app/realtime/engine.py EngineIO.start_background_task (by function name)",
+        why="the per-session ping timers are found by name and cancelled at shutdown "
+        "(else one 'Task was destroyed but it is pending' per client)",
+        test="tests/test_shutdown.py::test_a_stopped_server_exits_cleanly_leaving_no_pending_tasks",
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_drivers.sanic._async",
+        kind="mapping",
+        keys=("translate_request", "make_response"),
+        called_in=(
+            ("engineio.async_server.AsyncServer.handle_request", "_async['translate_request']"),
+            ("engineio.async_server.AsyncServer._make_response", "_async['make_response']"),
+        ),
+        used_by="app/realtime/affinity.py AffinityEngineIO.__init__ (a per-server copy)",
+        why="relayed polling requests come in as environs and go back as plain dicts; "
+        "bodies are read from a small reader instead of a per-request class",
+        test=_RELAY,
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_drivers.sanic.make_response",
+        kind="function",
+        params=("status", "headers", "payload", "environ"),
+        used_by="app/realtime/affinity.py AffinityEngineIO make_response (wraps it)",
+        why="a relayed request's answer is returned as data; a local one goes through it",
+        test=_RELAY,
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._engineio_server_class",
+        kind="function",
+        params=("self",),
+        called_in=(("socketio.base_server.BaseServer.__init__", "self._engineio_server_class()"),),
+        used_by="app/realtime/engine.py SocketIO, app/realtime/affinity.py AffinitySocketIO",
+        why="python-socketio builds our Engine.IO server (the fixes above, the relay)",
+        test=_RELAY,
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_drivers.sanic.make_response",
+        kind="function",
+        params=("status", "headers", "payload", "environ"),
+        used_by="app/realtime/affinity.py AffinityEngineIO make_response (wraps it)",
+        why="a relayed request's answer is returned as data; a local one goes through it",
+        test=_RELAY,
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_redis_manager.AsyncRedisManager._redis_listen_with_retries",
+        kind="async generator function",
+        params=("self",),
+        called_in=(
+            (
+                "socketio.async_redis_manager.AsyncRedisManager._listen",
+                "self._redis_listen_with_retries()",
+            ),
+            ("socketio.async_redis_manager.AsyncRedisManager._redis_connect", "self.pubsub ="),
+        ),
+        used_by="app/realtime/server.py RedisManager._redis_listen_with_retries",
+        why="the cross-worker listener retries every 0.5-2 s after losing Redis (upstream "
+        "doubles up to 60 s): docs/upstream/socketio-listener-retry-cap.md",
+        test="tests/test_hooks.py::test_the_redis_listener_retries_within_its_cap",
+    ),
+    Hook(
+        library="piccolo",
+        name="piccolo.engine.postgres.PostgresTransaction.__aenter__",
+        kind="coroutine function",
+        called_in=(
+            (
+                "piccolo.engine.postgres.PostgresTransaction.__aenter__",
+                "self.context = self.engine.current_transaction.set(self)",
+            ),
+            ("piccolo.engine.postgres.PostgresTransaction.__aenter__", "self.connection ="),
+            ("piccolo.engine.postgres.PostgresEngine.__init__", "self.current_transaction"),
+        ),
+        used_by="app/db.py transaction/_finish (tx.connection, tx.context, "
+        "engine.current_transaction)",
+        why="a transaction whose COMMIT fails gives its connection back and clears the "
+        "current-transaction marker (Piccolo leaks both)",
+        test="tests/test_hooks.py::test_a_transaction_whose_commit_fails_gives_its_connection_back",
+    ),
+    Hook(
+        library="piccolo",
+        name="piccolo.engine.sqlite.SQLiteTransaction.__aenter__",
+        kind="coroutine function",
+        called_in=(
+            (
+                "piccolo.engine.sqlite.SQLiteTransaction.__aenter__",
+                "self.context = self.engine.current_transaction.set(self)",
+            ),
+            ("piccolo.engine.sqlite.SQLiteTransaction.__aenter__", "self.connection ="),
+        ),
+        used_by="app/db.py _finish (embedded mode: tx.connection.close, tx.context)",
+        why="the same as PostgresTransaction, for SQLite's connection per transaction",
+        test="tests/test_hooks.py::test_a_transaction_whose_commit_fails_gives_its_connection_back",
+    ),
+]
+
+
+def _resolve(dotted: str) -> Any:
+    """The object at a dotted path: the longest importable module, then attributes
+    (looked up without running descriptors, so a method stays a function)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            value = inspect.getattr_static(value, attr)
+        return value
+    raise ImportError(dotted)
+
+
+def _version(library: str) -> str:
+    try:
+        return metadata.version(library)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def problem(hook: Hook) -> str | None:
+    """What no longer fits `hook` in the installed library, or None."""
+    try:
+        value = _resolve(hook.name)
+    except (ImportError, AttributeError):
+        return f"{hook.name} is missing"
+    if isinstance(value, staticmethod | classmethod):
+        value = value.__func__
+    if not _KIND_CHECKS[hook.kind](value):
+        return f"{hook.name} is no longer a {hook.kind}"
+    if hook.params:
+        try:
+            names = tuple(inspect.signature(value).parameters)
+        except (TypeError, ValueError):
+            names = ()
+        if names[: len(hook.params)] != hook.params:
+            return f"{hook.name} takes ({', '.join(names)}), expected ({', '.join(hook.params)}, …)"
+    missing = [key for key in hook.keys if key not in value]
+    if missing:
+        return f"{hook.name} has no {', '.join(missing)}"
+    for where, text in hook.called_in:
+        try:
+            source = inspect.getsource(_resolve(where))
+        except (ImportError, AttributeError, OSError, TypeError):
+            return f"{where} is missing (it should reach {hook.name})"
+        if text not in source:
+            return f"{where} no longer contains {text!r}"
+    return None
+
+
+def problems(hooks: list[Hook] | None = None) -> list[str]:
+    """One line per hook that no longer fits; empty when all do."""
+    found = []
+    for hook in HOOKS if hooks is None else hooks:
+        what = problem(hook)
+        if what is not None:
+            found.append(
+                f"{hook.library} {_version(hook.library)} does not fit a hook: {what}; "
+                f"{hook.used_by} relies on it ({hook.why}). Install the locked versions "
+                f"(requirements.txt) or update the hook in app/hooks.py and its test {hook.test}"
+            )
+    return found
+
+
+def check() -> None:
+    """Refuse to start on a library release whose hooked names changed."""
+    found = problems()
+    if found:
+        raise HookError("; ".join(found))
