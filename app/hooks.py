@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -125,23 +126,6 @@ HOOKS: list[Hook] = [
         test=_RELAY,
     ),
     Hook(
-        library="python-socketio",
-        name="socketio.async_redis_manager.AsyncRedisManager._redis_listen_with_retries",
-        kind="async generator function",
-        params=("self",),
-        called_in=(
-            (
-                "socketio.async_redis_manager.AsyncRedisManager._listen",
-                "self._redis_listen_with_retries()",
-            ),
-            ("socketio.async_redis_manager.AsyncRedisManager._redis_connect", "self.pubsub ="),
-        ),
-        used_by="app/realtime/server.py RedisManager._redis_listen_with_retries",
-        why="the cross-worker listener retries every 0.5-2 s after losing Redis (upstream "
-        "doubles up to 60 s): docs/upstream/socketio-listener-retry-cap.md",
-        test="tests/test_hooks.py::test_the_redis_listener_retries_within_its_cap",
-    ),
-    Hook(
         library="piccolo",
         name="piccolo.engine.postgres.PostgresTransaction.__aenter__",
         kind="coroutine function",
@@ -176,6 +160,102 @@ HOOKS: list[Hook] = [
     ),
 ]
 
+# Socket guards (issue 10, app/realtime/guards.py).
+_GUARDS = "tests/test_socket_guards.py::"
+HOOKS += [
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_eio_connect",
+        kind="coroutine function",
+        params=("self", "eio_sid", "environ"),
+        called_in=(("socketio.base_server.BaseServer.__init__", "self._handle_eio_connect)"),),
+        used_by="app/realtime/guards.py GuardedServer._handle_eio_connect",
+        why="connections per client address and unauthenticated ones are refused first",
+        test=_GUARDS + "test_connections_per_client_address_are_capped",
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_eio_disconnect",
+        kind="coroutine function",
+        params=("self", "eio_sid", "reason"),
+        called_in=(("socketio.base_server.BaseServer.__init__", "self._handle_eio_disconnect)"),),
+        used_by="app/realtime/guards.py GuardedServer._handle_eio_disconnect",
+        why="a closed connection gives its per-address slot back",
+        test=_GUARDS + "test_connections_per_client_address_are_capped",
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_eio_message",
+        kind="coroutine function",
+        params=("self", "eio_sid", "data"),
+        called_in=(("socketio.base_server.BaseServer.__init__", "self._handle_eio_message)"),),
+        used_by="app/realtime/guards.py GuardedServer._handle_eio_message",
+        why="binary and malformed packets are refused before python-socketio parses them",
+        test=_GUARDS + "test_binary_packets_are_refused_and_never_stored",
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_connect",
+        kind="coroutine function",
+        params=("self", "eio_sid", "namespace", "data"),
+        called_in=(("socketio.async_server.AsyncServer._handle_eio_message", "._handle_connect("),),
+        used_by="app/realtime/guards.py GuardedServer._handle_connect",
+        why="a namespace CONNECT spends the connection's event budget",
+        test=_GUARDS + "test_events_past_a_connections_budget_are_refused_with_rate_limited",
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_event",
+        kind="coroutine function",
+        params=("self", "eio_sid", "namespace", "id", "data"),
+        called_in=(("socketio.async_server.AsyncServer._handle_eio_message", "._handle_event("),),
+        used_by="app/realtime/guards.py GuardedServer._handle_event",
+        why="events past the budget, reserved or unknown names are answered, not dispatched",
+        test=_GUARDS + "test_an_unknown_event_is_answered_unknown_event",
+    ),
+    Hook(
+        library="python-socketio",
+        name="socketio.async_server.AsyncServer._send_packet",
+        kind="coroutine function",
+        params=("self", "eio_sid", "pkt"),
+        used_by="app/realtime/guards.py GuardedServer (acks for refused packets)",
+        why="a refused event that asked for an ack still gets one",
+        test=_GUARDS + "test_binary_packets_are_refused_and_never_stored",
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_drivers.sanic.WebSocket.__init__",
+        kind="function",
+        params=("self", "handler", "server"),
+        called_in=(
+            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "_async['websocket']("),
+            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "self._websocket_handler"),
+        ),
+        used_by="app/realtime/guards.py GuardedEngine.__init__ (wraps _async['websocket'])",
+        why="a websocket session knows its TCP transport and counts the bytes it sends",
+        test=_GUARDS + "test_a_client_that_never_reads_is_closed_and_its_queue_dropped",
+    ),
+    Hook(
+        library="python",
+        name="asyncio.queues.Queue._put",
+        kind="function",
+        params=("self", "item"),
+        called_in=(("asyncio.queues.Queue._init", "self._queue = "),),
+        used_by="app/realtime/guards.py SendQueue._put (and its _queue)",
+        why="an Engine.IO send queue counts the bytes waiting for its client",
+        test=_GUARDS + "test_a_client_that_never_reads_is_closed_and_its_queue_dropped",
+    ),
+    Hook(
+        library="python",
+        name="asyncio.queues.Queue._get",
+        kind="function",
+        params=("self",),
+        used_by="app/realtime/guards.py SendQueue._get",
+        why="the same, as bytes leave",
+        test=_GUARDS + "test_a_client_that_never_reads_is_closed_and_its_queue_dropped",
+    ),
+]
+
 
 def _resolve(dotted: str) -> Any:
     """The object at a dotted path: the longest importable module, then attributes
@@ -193,6 +273,8 @@ def _resolve(dotted: str) -> Any:
 
 
 def _version(library: str) -> str:
+    if library == "python":
+        return platform.python_version()
     try:
         return metadata.version(library)
     except metadata.PackageNotFoundError:

@@ -21,10 +21,9 @@ from piccolo.querystring import QueryString
 
 import app
 from app import db, hooks
-from app.realtime import server as realtime_server
 from tests.support import ROOT
 
-LIBRARIES = ("engineio", "socketio", "piccolo", "sanic", "sanic_ext", "redis", "asyncpg")
+LIBRARIES = ("engineio", "socketio", "piccolo", "sanic", "sanic_ext", "redis", "asyncpg", "asyncio")
 
 
 def test_every_hook_fits_the_installed_libraries():
@@ -113,33 +112,6 @@ def test_a_worker_refuses_to_build_the_app_on_a_changed_library(monkeypatch):
     monkeypatch.delattr(AsyncSocket, "_send_ping")
     with pytest.raises(hooks.HookError, match=r"AsyncSocket\._send_ping is missing"):
         create_app()
-
-
-async def test_the_redis_listener_retries_within_its_cap(monkeypatch):
-    """With Redis unreachable, the Socket.IO listener (driven through the library's own
-    `_listen`) waits 0.5 s, then doubles up to LISTEN_RETRY_CAP; upstream's loop waits
-    1, 2, 4 … up to 60 s."""
-    waits: list[float] = []
-    real_sleep = asyncio.sleep
-
-    class Enough(BaseException):
-        pass
-
-    async def sleep(delay: float, *args: Any) -> Any:
-        caller = inspect.currentframe()
-        name = caller.f_back.f_code.co_name if caller and caller.f_back else ""
-        if name == "_redis_listen_with_retries":
-            waits.append(delay)
-            if len(waits) == 7:
-                raise Enough
-        return await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", sleep)
-    manager = realtime_server.RedisManager("redis://127.0.0.1:1/0", channel="hooks-test")
-    with pytest.raises(Enough):
-        async for _ in manager._listen():
-            pass
-    assert waits == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
