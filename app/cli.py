@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Sequence
 
 from app.config import ConfigError, Settings
+from app.failures import explain
 
 # Whoever runs the CLI already holds the database: they act as an admin would.
 OPERATOR_ID = uuid.UUID(int=0)
@@ -33,13 +35,12 @@ def serve(settings: Settings) -> int:
         for problem in problems:
             print(f"helpline: cannot start: {problem}", file=sys.stderr)
         return 2
-    if settings.embedded:
-        print("helpline: embedded mode: single worker, not for production", file=sys.stderr)
-    if not settings.database_url:
-        # A new user has no release phase: the SQLite file is brought up to date here.
-        code = migrate()
+    print(f"helpline: {settings.describe_mode()}", file=sys.stderr)
+    if settings.single_worker:
+        # One process owns the database and there is no release phase: bring it up to date.
+        code = subprocess.call([sys.executable, "-m", "app.cli", "migrate"])
         if code != 0:
-            print("helpline: cannot start: migrations failed", file=sys.stderr)
+            print("helpline: cannot start: migrations failed (see above)", file=sys.stderr)
             return code
     loader = AppLoader(factory=create_app)
     app = loader.load()
@@ -49,6 +50,7 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         workers=workers,
         single_process=workers == 1,
+        # app/api/access.py writes the access log, with the request id.
         access_log=False,
         motd=False,
     )
@@ -59,17 +61,40 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def migrate() -> int:
-    """Apply every pending Piccolo migration (the Procfile's release phase)."""
-    cmd = [sys.executable, "-m", "piccolo.main", "migrations", "forwards", "all"]
-    return subprocess.call(cmd, env={**os.environ, "PICCOLO_CONF": "piccolo_conf"})
+def migrate(settings: Settings) -> int:
+    """Apply every pending Piccolo migration (the Procfile's release phase).
+
+    In-process, with Piccolo's own chatter kept for --debug: the one line printed says
+    what happened, and a failure is one line too (see `explain`)."""
+    import contextlib
+    import io
+
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    from app import doctor as checks
+
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):
+        pending = asyncio.run(checks.pending_migrations(settings))
+        result = asyncio.run(run_forwards("all")) if pending else None
+    if DEBUG:
+        print(chatter.getvalue(), file=sys.stderr)
+    if result is not None and not result.success:
+        print(f"helpline: migrations failed: {result.message}", file=sys.stderr)
+        return 1
+    where = checks.where(settings)
+    print(f"migrations: {len(pending)} applied, database up to date ({where})")
+    return 0
 
 
 def _read_password(given: str | None) -> str:
     if given is not None:
         return given
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError  # Ctrl-D, or an empty pipe: no password was given
+        return line.rstrip("\r\n")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != first:
         raise ValueError("the passwords differ")
@@ -121,23 +146,29 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def doctor(settings: Settings) -> int:
-    """One line per problem; exit 1 if there is any."""
+    """The mode and environment seen, then one line per problem; exit 1 if there is any."""
     from app import doctor as checks
 
-    print(f"helpline doctor: {checks.describe(settings)}")
+    print(f"helpline doctor: {settings.describe_mode()}")
+    print(f"environment: {checks.describe(settings)}")
     problems = asyncio.run(checks.run(settings))
     for problem in problems:
         print(f"problem: {problem}")
     if problems:
         return 1
-    print("ok: configuration, database, Redis and migrations")
+    print(f"ok: {checks.checked(settings)}")
     return 0
+
+
+# --debug anywhere on the command line: failures then show their traceback.
+DEBUG = False
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helpline", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="tracebacks instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the server (embedded: migrates the SQLite file)")
+    commands.add_parser("serve", help="run the server (one worker: migrates the database)")
     commands.add_parser("migrate", help="apply pending database migrations")
     create = commands.add_parser("create-admin", help="create an admin account")
     create.add_argument("email")
@@ -149,23 +180,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
     # piccolo_conf.py is found on the path, as Piccolo's own CLI finds it.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"helpline: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env()
     if args.command == "serve":
         return serve(settings)
+    # Every other command talks to the database URL: a malformed one is said first.
+    bad_urls = settings.url_problems()
+    if bad_urls and args.command != "doctor":
+        for problem in bad_urls:
+            print(f"helpline: {problem}", file=sys.stderr)
+        return 2
     if args.command == "create-admin":
         return create_admin(settings, args)
     if args.command == "doctor":
         return doctor(settings)
-    return migrate()
+    return migrate(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global DEBUG
+    argv = list(sys.argv[1:] if argv is None else argv)
+    DEBUG = "--debug" in argv
+    args = _parser().parse_args([a for a in argv if a != "--debug"])
+    try:
+        with warnings.catch_warnings():
+            # Piccolo warns (in colour) on every failed connection; the line below says it.
+            if not DEBUG:
+                warnings.simplefilter("ignore")
+            return _run(args)
+    except KeyboardInterrupt:
+        print("\nhelpline: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if DEBUG:
+            raise
+        print(f"helpline: {explain(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
 
 
 if __name__ == "__main__":

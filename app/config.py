@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -119,15 +120,32 @@ class Settings:
         "Characters of message content one join_session ack carries at most (past it "
         "`hasMore`: page on with REST); 500 messages is the other bound.",
     )
+    log_format: str = _setting(
+        "text", "`text` (one line per record) or `json` (one JSON object per line)."
+    )
 
     @property
     def production(self) -> bool:
         return self.env == "production"
 
     @property
+    def mode(self) -> str:
+        """What the URLs make of the server: one of MODES (`invalid` with REDIS_URL alone)."""
+        if self.database_url and self.redis_url:
+            return "distributed"
+        if self.database_url:
+            return "standalone"
+        return "invalid" if self.redis_url else "embedded"
+
+    @property
     def embedded(self) -> bool:
         """No external services: SQLite and in-process state, one worker."""
-        return not self.database_url or not self.redis_url
+        return self.mode == "embedded"
+
+    @property
+    def single_worker(self) -> bool:
+        """In-process Socket.IO and TTL state: correct only while one worker serves."""
+        return not self.redis_url
 
     @property
     def pubsub_prefix(self) -> str:
@@ -195,18 +213,62 @@ class Settings:
 
     def problems(self) -> list[str]:
         """What makes this configuration unfit to serve; empty when fine."""
-        found = []
+        found = self.url_problems()
+        if self.log_format not in ("text", "json"):
+            found.append(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         secret = self.secret_problem()
         if self.production and secret:
             found.append(secret)
-        if self.production and self.embedded:
-            found.append("production needs both DATABASE_URL and REDIS_URL")
-        if self.embedded and self.web_concurrency > 1:
+        if self.mode == "invalid":
             found.append(
-                "embedded mode (no DATABASE_URL/REDIS_URL) runs one worker only: "
-                "set WEB_CONCURRENCY=1 or configure both URLs"
+                "REDIS_URL is set without DATABASE_URL: set DATABASE_URL too "
+                "(or unset REDIS_URL for embedded mode)"
+            )
+        elif self.production and self.mode != "distributed":
+            found.append("production needs both DATABASE_URL and REDIS_URL")
+        if self.single_worker and self.web_concurrency > 1:
+            found.append(
+                f"{self.mode} mode (no REDIS_URL) runs one worker only: "
+                "set WEB_CONCURRENCY=1 or set REDIS_URL"
             )
         return found
+
+    def url_problems(self) -> list[str]:
+        """Malformed service URLs, named without echoing them (they may hold a password),
+        or an SQLite file that cannot be created."""
+        found = []
+        sqlite_dir = os.path.dirname(os.path.abspath(self.sqlite_path))
+        if not self.database_url and not os.path.isdir(sqlite_dir):
+            found.append(f"directory of SQLITE_PATH {self.sqlite_path} does not exist")
+        for name, url, schemes in (
+            ("DATABASE_URL", self.database_url, ("postgres", "postgresql")),
+            ("REDIS_URL", self.redis_url, ("redis", "rediss", "unix")),
+        ):
+            if not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - raises ValueError on a malformed port
+            except ValueError:
+                found.append(f"{name} is not a valid URL")
+                continue
+            if parts.scheme not in schemes:
+                got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+                wanted = " or ".join(f"{s}://" for s in schemes)
+                found.append(f"{name} must start with {wanted} (got {got})")
+        return found
+
+    def describe_mode(self) -> str:
+        """One line an operator reads at start and in `helpline doctor`."""
+        return MODES[self.mode]
+
+
+MODES = {
+    "embedded": "embedded mode: SQLite file, in-process state, one worker; not for production",
+    "standalone": "standalone mode: PostgreSQL, in-process state (no REDIS_URL), one worker",
+    "distributed": "distributed mode: PostgreSQL and Redis, any number of workers",
+    "invalid": "no mode: REDIS_URL without DATABASE_URL",
+}
 
 
 def _generated_secret(environ: dict[str, str]) -> str:

@@ -54,18 +54,16 @@ async def database(settings: Settings) -> list[str]:
     if path is not None:
         if sqlite3.sqlite_version_info < SQLITE_MIN:
             return [f"database: SQLite {sqlite3.sqlite_version} is too old (3.35+ needed)"]
-        if not path.parent.is_dir():
-            return [f"database: directory of SQLITE_PATH {path} does not exist"]
         if not path.exists():
             return []  # Not created yet: reported as pending migrations.
     try:
         await _bounded(db.ping())
     except Exception as exc:  # any failure to answer SELECT 1 is "unreachable"
-        return [f"database unreachable ({_where(settings)}): {_reason(exc)}"]
+        return [f"database unreachable ({where(settings)}): {_reason(exc)}"]
     return []
 
 
-def _where(settings: Settings) -> str:
+def where(settings: Settings) -> str:
     if not settings.database_url:
         return f"SQLite {settings.sqlite_path}"
     # Host and database only: the URL may carry a password.
@@ -122,6 +120,8 @@ async def migrations(settings: Settings) -> list[str]:
 
 async def run(settings: Settings) -> list[str]:
     found = configuration(settings)
+    if settings.url_problems():
+        return found  # nothing to probe at a malformed URL
     found += await redis(settings)
     with warnings.catch_warnings():
         # Piccolo warns on a failed connection; the problem line already says it.
@@ -134,5 +134,20 @@ async def run(settings: Settings) -> list[str]:
 
 
 def describe(settings: Settings) -> str:
-    redis_part = "Redis" if settings.redis_url else "in-process state (no REDIS_URL)"
-    return f"{_where(settings)}, {redis_part}, {settings.web_concurrency} worker(s)"
+    """The environment as this process sees it (no credentials)."""
+    redis_part = (
+        f"Redis {settings.redis_url.rsplit('@', 1)[-1]}" if settings.redis_url else "no REDIS_URL"
+    )
+    return (
+        f"ENV={settings.env}, {where(settings)}, {redis_part}, "
+        f"WEB_CONCURRENCY={settings.web_concurrency}, PORT={settings.port}, "
+        f"LOG_FORMAT={settings.log_format}, JWT_SECRET "
+        f"{'set' if not settings.secret_problem() else 'weak or missing'}"
+    )
+
+
+def checked(settings: Settings) -> str:
+    """What a clean run of the checks has vouched for."""
+    if settings.redis_url:
+        return "configuration, database, Redis and migrations"
+    return "configuration, database and migrations (no Redis in this mode)"

@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic.exceptions import SanicException
 
 from app.db import UNAVAILABLE
+from app.outage import REDIS
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,12 @@ def to_api_error(exc: BaseException) -> ApiError:
     """The client-facing form of any exception, shared by REST and socket handlers."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, (*UNAVAILABLE, RedisConnectionError, RedisTimeoutError)):
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        REDIS.failed("request", exc)
+        return ServiceUnavailable(
+            "A backing service is unavailable, retry shortly", code="service_unavailable"
+        )
+    if isinstance(exc, UNAVAILABLE):
         log.warning("backing service unavailable: %r", exc)
         return ServiceUnavailable(
             "A backing service is unavailable, retry shortly", code="service_unavailable"

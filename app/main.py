@@ -9,8 +9,8 @@ import logging
 import orjson
 from sanic import Sanic
 
-from app import db, hooks
-from app.api import auth, chat, demo, errors, health, sessions, team
+from app import db, hooks, logs
+from app.api import access, auth, chat, demo, errors, health, sessions, team
 from app.api.common import authenticate
 from app.config import ConfigError, Settings
 from app.context import Services
@@ -18,20 +18,6 @@ from app.realtime.handlers import Realtime
 from app.realtime.server import SocketBroadcaster, create_server, mount, relay_for
 
 log = logging.getLogger(__name__)
-
-
-def _configure_logging(level: str) -> None:
-    """Our loggers get one handler of their own; Sanic keeps its own (no root handler,
-    which would print Sanic's lines twice)."""
-    ours = logging.getLogger("app")
-    if not ours.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
-        )
-        ours.addHandler(handler)
-        ours.propagate = False
-    ours.setLevel(level)
 
 
 def _dumps(value: object) -> str:
@@ -49,14 +35,15 @@ def create_app(settings: object = None) -> Sanic:
         raise ConfigError("; ".join(problems))
     # Library private names we override: refuse a release where they changed.
     hooks.check()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
-    app = Sanic("helpline", dumps=_dumps)
+    # Sanic's own logging setup would add handlers and formats of its own (app/logs.py).
+    app = Sanic("helpline", dumps=_dumps, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.CORS_ORIGINS = settings.cors_origins
     app.config.CORS_ALLOW_HEADERS = ["authorization", "content-type"]
-    app.config.CORS_EXPOSE_HEADERS = ["link", "retry-after"]
+    app.config.CORS_EXPOSE_HEADERS = ["link", "retry-after", "x-request-id"]
     app.config.OAS_UI_DEFAULT = "swagger"
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.API_TITLE = "Helpline"
@@ -81,6 +68,7 @@ def create_app(settings: object = None) -> Sanic:
     if settings.demo_enabled:
         demo.install(app)
     errors.install(app)
+    access.install(app)
 
     sio = create_server(settings)
     mount(app, sio)
@@ -100,6 +88,12 @@ def create_app(settings: object = None) -> Sanic:
 
     @app.after_server_start
     async def start_background(app: Sanic) -> None:
+        log.info(
+            "listening on http://%s:%d, %s",
+            settings.host,
+            settings.port,
+            settings.describe_mode(),
+        )
         # Our own task, not app.add_task: Sanic logs a warning for every task it cancels.
         app.ctx.realtime_task = asyncio.create_task(realtime.run_background())
         # Revocations from other workers: drop cached account checks, disconnect sockets.

@@ -7,14 +7,11 @@ really frees (the counter's remaining life, rounded up), not the window's full l
 
 from __future__ import annotations
 
-import logging
-
 from redis.exceptions import RedisError
 
 from app.errors import RateLimited
+from app.outage import REDIS
 from app.state import State
-
-log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -30,10 +27,12 @@ class RateLimiter:
         full outage.
         """
         try:
-            return await self._state.hit(f"rl:{bucket}:{key}", self._window)
+            counted = await self._state.hit(f"rl:{bucket}:{key}", self._window)
         except (RedisError, OSError) as exc:
-            log.warning("rate limit %s not enforced, state store unavailable: %s", bucket, exc)
+            REDIS.failed(f"rate limit {bucket} not enforced", exc)
             return 0, 0
+        REDIS.succeeded()
+        return counted
 
     async def hit(self, bucket: str, key: str, limit: int) -> None:
         """Count one event; raise RateLimited once `limit` is passed in this window."""
@@ -45,11 +44,13 @@ class RateLimiter:
         """Take back one event counted by `hit` (it turned out not to be one to limit)."""
         try:
             await self._state.refund(f"rl:{bucket}:{key}")
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            REDIS.failed(f"rate limit {bucket} not refunded", exc)
             return
 
     async def reset(self, bucket: str, key: str) -> None:
         try:
             await self._state.delete(f"rl:{bucket}:{key}")
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            REDIS.failed(f"rate limit {bucket} not reset", exc)
             return

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import PASSWORD, ROOT, SERVER_ENV, free_port, pg_admin, url_of_database
+from app.doctor import known_migrations
+from tests.support import (
+    PASSWORD,
+    ROOT,
+    SERVER_ENV,
+    LiveServer,
+    free_port,
+    pg_admin,
+    url_of_database,
+)
 
 # Empty values, not absent ones: a developer's .env must not fill them in.
 EMBEDDED = {"DATABASE_URL": "", "REDIS_URL": ""}
@@ -167,4 +179,137 @@ def test_doctor_reports_more_than_one_embedded_worker(migrated_sqlite):
 def test_serve_refuses_more_than_one_embedded_worker(sqlite_path):
     out = helpline("serve", **EMBEDDED, SQLITE_PATH=sqlite_path, WEB_CONCURRENCY="2")
     assert out.returncode == 2
-    assert "embedded mode (no DATABASE_URL/REDIS_URL) runs one worker only" in out.stderr
+    assert "embedded mode (no REDIS_URL) runs one worker only" in out.stderr
+
+
+def one_line_failure(out: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The command failed with `code` and said why in exactly one line, no traceback."""
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == code, out.stdout + out.stderr
+    assert len(lines) == 1 and lines[0].startswith("helpline: "), out.stderr
+    return lines[0]
+
+
+def missing_database_url() -> str:
+    return url_of_database(f"helpline_missing_{uuid.uuid4().hex[:8]}")
+
+
+def unreachable_database_url() -> str:
+    return f"postgres://postgres:hunter22@127.0.0.1:{free_port()}/helpline"
+
+
+@pytest.mark.parametrize("command", ["migrate", "create-admin"])
+def test_a_missing_database_is_one_line_naming_it(command):
+    args = ["create-admin", "a@example.com", "--password", PASSWORD] if command != "migrate" else []
+    out = helpline(*(args or [command]), DATABASE_URL=missing_database_url(), REDIS_URL="")
+    line = one_line_failure(out)
+    assert "does not exist" in line and "createdb" in line
+
+
+@pytest.mark.parametrize("command", ["migrate", "create-admin"])
+def test_an_unreachable_database_is_one_line_without_the_password(command):
+    args = ["create-admin", "a@example.com", "--password", PASSWORD] if command != "migrate" else []
+    out = helpline(*(args or [command]), DATABASE_URL=unreachable_database_url(), REDIS_URL="")
+    line = one_line_failure(out)
+    assert line.startswith("helpline: cannot reach PostgreSQL at 127.0.0.1:")
+    assert "hunter22" not in out.stdout + out.stderr
+
+
+def test_create_admin_on_an_unmigrated_database_says_to_migrate(unmigrated_database_url):
+    out = helpline(
+        "create-admin", "a@example.com", "--password", PASSWORD,
+        DATABASE_URL=unmigrated_database_url,
+    )  # fmt: skip
+    assert "run `helpline migrate`" in one_line_failure(out)
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "create-admin", "doctor"])
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [("DATABASE_URL", "mysql://db/helpline"), ("REDIS_URL", "localhost:6379"),
+     ("DATABASE_URL", "postgres://db:port/x")],
+    ids=["database-scheme", "redis-scheme", "bad-port"],
+)  # fmt: skip
+def test_a_malformed_url_is_named_in_one_line_by_every_command(command, variable, url):
+    env = {"DATABASE_URL": url_of_database("postgres"), "REDIS_URL": "redis://127.0.0.1:6379"}
+    env[variable] = url
+    args = ["a@example.com", "--password", PASSWORD] if command == "create-admin" else []
+    out = helpline(command, *args, **env)
+    assert "Traceback" not in out.stderr + out.stdout
+    if command == "doctor":
+        assert out.returncode == 1
+        [problem] = problems(out)
+        assert variable in problem
+    else:
+        assert variable in one_line_failure(out, code=2)
+
+
+def test_redis_url_without_database_url_is_refused(sqlite_path):
+    out = helpline("serve", DATABASE_URL="", REDIS_URL="redis://127.0.0.1:6379")
+    assert "REDIS_URL is set without DATABASE_URL" in one_line_failure(out, code=2)
+
+
+def test_create_admin_at_end_of_input_changes_nothing(db, database_url):
+    out = helpline("create-admin", "a@example.com", stdin="", DATABASE_URL=database_url)
+    assert "no input" in one_line_failure(out)
+
+
+async def test_create_admin_interrupted_by_ctrl_c_exits_130(database_url):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "create-admin", "a@example.com",
+        cwd=ROOT, env={**os.environ, **SERVER_ENV, "DATABASE_URL": database_url},
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await asyncio.sleep(2)  # it is waiting for the password on stdin
+    process.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130
+    assert stderr.decode().strip() == "helpline: interrupted"
+
+
+def test_debug_shows_the_traceback():
+    out = helpline("--debug", "migrate", DATABASE_URL=unreachable_database_url(), REDIS_URL="")
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_migrate_reports_in_one_line(unmigrated_database_url):
+    out = helpline("migrate", DATABASE_URL=unmigrated_database_url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines() == [
+        f"migrations: {len(known_migrations())} applied, database up to date "
+        f"(PostgreSQL {unmigrated_database_url.rsplit('@', 1)[-1]})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [({"DATABASE_URL": "", "REDIS_URL": ""}, "embedded mode"),
+     ({"REDIS_URL": ""}, "standalone mode: PostgreSQL, in-process state"),
+     ({}, "distributed mode")],
+    ids=["embedded", "standalone", "distributed"],
+)  # fmt: skip
+def test_doctor_names_the_mode_and_the_environment(env, mode, database_url, redis_url, tmp_path):
+    base = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SQLITE_PATH": str(tmp_path / "x.sqlite3"),
+    }
+    out = helpline("doctor", **{**base, **env})
+    first, second = out.stdout.splitlines()[:2]
+    assert first.startswith(f"helpline doctor: {mode}")
+    assert second.startswith("environment: ENV=development, ")
+    if env.get("REDIS_URL") == "":
+        assert "no REDIS_URL" in second
+        assert "Redis" not in " ".join(problems(out))
+
+
+def test_standalone_server_migrates_and_serves_without_redis(unmigrated_database_url):
+    live = LiveServer("standalone", {"DATABASE_URL": unmigrated_database_url, "REDIS_URL": ""})
+    live.log_path.unlink(missing_ok=True)
+    live.start()
+    try:
+        r = httpx.get(f"{live.url}/health/ready")
+    finally:
+        live.stop()
+    assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": "embedded"}}
+    assert "helpline: standalone mode" in live.log_path.read_text()

@@ -62,7 +62,9 @@ async def connected(url: str, token: str, transports: list[str] | None = None) -
 
 
 def test_server_says_it_is_embedded_and_migrates_its_file(embedded, sqlite_file):
-    assert "embedded mode: single worker, not for production" in embedded.log_path.read_text()
+    assert "helpline: embedded mode: SQLite file, in-process state, one worker" in (
+        embedded.log_path.read_text()
+    )
     assert sqlite_file.exists()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
@@ -11,10 +10,9 @@ from redis.exceptions import RedisError
 from app.auth import Principal, require_session_access
 from app.context import Services
 from app.domain import messages, presence
+from app.outage import REDIS
 
 CATCHUP_LIMIT = 500
-
-log = logging.getLogger(__name__)
 
 
 async def join(
@@ -42,7 +40,7 @@ async def join(
     except (RedisError, OSError) as exc:
         # The history is what a reconnecting client cannot do without; live state is
         # best effort, like the rate limits, while Redis is away.
-        log.warning("join without live state, state store unavailable: %r", exc)
+        REDIS.failed("join without typing/presence", exc)
         typing, online = dict.fromkeys(presence.SIDES, False), False
     return {
         "sessionId": str(session_id),

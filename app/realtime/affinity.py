@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from app.outage import REDIS
 from app.realtime.engine import EngineIO, SocketIO
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ class Relay:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.inbox)
+                    REDIS.succeeded()
                     self._ready.set()
                     async for raw in pubsub.listen():
                         if raw.get("type") != "message":
@@ -209,5 +211,5 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: resubscribe when it is back
-                log.warning("Engine.IO relay lost Redis: %r", exc)
+                REDIS.failed("Engine.IO relay", exc)
                 await asyncio.sleep(1)

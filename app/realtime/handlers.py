@@ -21,6 +21,7 @@ from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
 from app.domain import catchup, messages, presence, team
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
+from app.outage import REDIS
 from app.realtime import testpoints
 from app.realtime.credentials import SWEEP_SECONDS, Credentials
 from app.realtime.manager import RoomChannelManager
@@ -140,7 +141,7 @@ class Realtime:
             else:
                 await presence.customer_offline(self.ctx, conn.principal.subject, sid)
         except Exception as exc:  # state store down: TTLs clean up instead
-            log.warning("disconnect cleanup for %s incomplete: %r", sid, exc)
+            REDIS.failed("disconnect cleanup", exc)
 
     async def revoked(self, revocation: Revocation) -> None:
         await self.credentials.revoked(revocation, self.connections.values())
@@ -255,7 +256,9 @@ class Realtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: try again next tick
-                log.debug("realtime background tick failed: %r", exc)
+                REDIS.failed("typing/presence sweep", exc)
+            else:
+                REDIS.succeeded()
 
 
 def _cursor(r: Reader, name: str) -> int | None:

@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.broadcast import ADMINS_ROOM
+from app.outage import REDIS
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class RoomChannelManager(socketio.AsyncManager):
                 if attempt == 2:
                     # Other workers miss this one live; their clients re-join with `after`
                     # once the listener has Redis back.
-                    log.warning("Socket.IO publish failed, not sent to other workers: %r", exc)
+                    REDIS.failed("Socket.IO publish, not sent to other workers", exc)
 
     async def _control(self, method: str, namespace: str, args: dict[str, Any]) -> None:
         frame = orjson.dumps([self.host_id, method, namespace, None, [], None])
@@ -223,7 +224,7 @@ class RoomChannelManager(socketio.AsyncManager):
             await self._redis.publish(self.control, frame + b"\n" + orjson.dumps(args))
             self.counters.published += 1
         except (aioredis.RedisError, OSError) as exc:
-            log.warning("Socket.IO %s for another worker not sent: %r", method, exc)
+            REDIS.failed(f"Socket.IO {method} for another worker not sent", exc)
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -284,12 +285,14 @@ class RoomChannelManager(socketio.AsyncManager):
                     await pubsub.subscribe(*todo)
                     sent |= todo
                 self._pubsub = pubsub
+                REDIS.succeeded()
                 delay = LISTEN_RETRY_FIRST
                 await self._read(pubsub, resubscribed=lost)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("Socket.IO Redis listener lost Redis (%r), retry in %ss", exc, delay)
+                REDIS.failed("Socket.IO listener", exc)
+                log.debug("Socket.IO Redis listener retries in %ss", delay)
                 lost = True
             finally:
                 self._pubsub = None
