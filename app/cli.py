@@ -9,8 +9,10 @@ import argparse
 import asyncio
 import getpass
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ def serve(settings: Settings) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
+    metrics_dir = _metrics_directory()
     from app import hooks
     from app.main import create_app
 
@@ -54,11 +57,30 @@ def serve(settings: Settings) -> int:
         access_log=False,
         motd=False,
     )
-    if workers == 1:
-        Sanic.serve_single(primary=app)
-    else:
-        Sanic.serve(primary=app, app_loader=loader)
+    try:
+        if workers == 1:
+            Sanic.serve_single(primary=app)
+        else:
+            Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_directory() -> str | None:
+    """Before prometheus-client is imported here or in a worker: a fresh directory where
+    every worker writes its metrics, so /metrics sums them (the operator's
+    PROMETHEUS_MULTIPROC_DIR if set, emptied; else a new temporary one, returned so it
+    is removed at exit)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        shutil.rmtree(given, ignore_errors=True)
+        os.makedirs(given, exist_ok=True)
+        return None
+    made = tempfile.mkdtemp(prefix="helpline-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def migrate(settings: Settings) -> int:

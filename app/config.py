@@ -81,6 +81,13 @@ class Settings:
     demo_enabled: bool = _setting(
         True, "Serve the demo console at /demo (default off when ENV=production)."
     )
+    docs_enabled: bool = _setting(
+        True, "Serve /docs (Swagger UI, offline) and /docs/openapi.json; the spec is public."
+    )
+    metrics_token: str = _setting(
+        "",
+        "Bearer token GET /metrics requires. Empty: /metrics answers loopback clients only.",
+    )
     log_level: str = _setting("INFO", "Python log level.")
     trusted_proxies: int = _setting(
         0,
@@ -214,6 +221,8 @@ class Settings:
     def problems(self) -> list[str]:
         """What makes this configuration unfit to serve; empty when fine."""
         found = self.url_problems()
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            found.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         if self.log_format not in ("text", "json"):
             found.append(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         secret = self.secret_problem()

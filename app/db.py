@@ -69,6 +69,11 @@ async def _finish(tx: Any, exc: BaseException | None) -> None:
         raise
 
 
+def pool() -> Any:
+    """The PostgreSQL connection pool (None on SQLite or before start)."""
+    return getattr(engine(), "pool", None)
+
+
 def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic.exceptions import SanicException
 
+from app import metrics
 from app.db import UNAVAILABLE
 from app.outage import REDIS
 
@@ -115,6 +116,7 @@ def to_api_error(exc: BaseException) -> ApiError:
             "A backing service is unavailable, retry shortly", code="service_unavailable"
         )
     if isinstance(exc, UNAVAILABLE):
+        metrics.BACKEND_ERRORS.labels("database").inc()
         log.warning("backing service unavailable: %r", exc)
         return ServiceUnavailable(
             "A backing service is unavailable, retry shortly", code="service_unavailable"

@@ -100,7 +100,9 @@ LIBRARY_LOGGERS = {
     "sanic.root": None,
     "sanic.error": None,
     "sanic.access": None,
-    "sanic.server": None,
+    # Worker lifecycle ("Starting worker", "Worker ready", "Stopping worker"): a few
+    # lines per start and stop, kept at any LOG_LEVEL as Sanic's own setup did.
+    "sanic.server": logging.INFO,
     "sanic.websockets": None,
     # A level of their own before the Socket.IO server is built, or python-socketio and
     # python-engineio each add a plain stderr handler of their own.
@@ -115,6 +117,7 @@ LIBRARY_LOGGERS = {
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Route every logger through one stderr handler in `fmt`; safe to call again."""
+    level = level.upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
@@ -128,6 +131,8 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+        if name == "sanic.server":
+            library_level = min(logging.INFO, logging.getLevelNamesMapping()[level])
         logger.setLevel(library_level or level)
     ours = logging.getLogger("app")
     ours.handlers.clear()

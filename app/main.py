@@ -9,8 +9,9 @@ import logging
 import orjson
 from sanic import Sanic
 
-from app import db, hooks, logs
-from app.api import access, auth, chat, demo, errors, health, sessions, team
+from app import db, hooks, logs, metrics
+from app.api import access, auth, chat, demo, docs, errors, health, sessions, team
+from app.api import metrics as metrics_api
 from app.api.common import authenticate
 from app.config import ConfigError, Settings
 from app.context import Services
@@ -46,6 +47,7 @@ def create_app(settings: object = None) -> Sanic:
     app.config.CORS_EXPOSE_HEADERS = ["link", "retry-after", "x-request-id"]
     app.config.OAS_UI_DEFAULT = "swagger"
     app.config.OAS_URL_PREFIX = "/docs"
+    docs.configure(app, settings.docs_enabled)
     app.config.API_TITLE = "Helpline"
     app.config.API_VERSION = "1"
     app.config.API_DESCRIPTION = (
@@ -65,6 +67,8 @@ def create_app(settings: object = None) -> Sanic:
     app.on_request(authenticate)
     for bp in (auth.bp, team.links, team.agents, team.invitations, sessions.bp, chat.bp, health.bp):
         app.blueprint(bp)
+    app.blueprint(metrics_api.bp)
+    docs.install(app, settings.docs_enabled)
     if settings.demo_enabled:
         demo.install(app)
     errors.install(app)
@@ -99,12 +103,14 @@ def create_app(settings: object = None) -> Sanic:
         # Revocations from other workers: drop cached account checks, disconnect sockets.
         app.ctx.revocation_task = asyncio.create_task(services.revocations.run())
         app.ctx.guard_task = asyncio.create_task(sio.sweep_unauthenticated())
+        app.ctx.pool_sampler = asyncio.create_task(metrics.sample_pool_forever(db.pool))
         if relay is not None:
             await relay.start()
 
     @app.before_server_stop
     async def stop_realtime(app: Sanic) -> None:
-        for task in (app.ctx.realtime_task, app.ctx.revocation_task, app.ctx.guard_task):
+        tasks = (app.ctx.pool_sampler, app.ctx.realtime_task, app.ctx.revocation_task)
+        for task in (*tasks, app.ctx.guard_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -120,5 +126,6 @@ def create_app(settings: object = None) -> Sanic:
         await db.stop()
         await services.state.close()
         await services.revocations.close()
+        metrics.worker_stopped()
 
     return app

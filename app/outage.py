@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+from app import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ class Outage:
 
     def failed(self, where: str, exc: BaseException) -> None:
         """A call to the service failed (`where` names the caller, for the first line)."""
+        metrics.BACKEND_ERRORS.labels(self.service.lower()).inc()
         if self.since is None:
             self.since = time.monotonic()
             self.failures = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 
+from app import metrics
 from app.errors import RateLimited
 from app.outage import REDIS
 from app.state import State
@@ -38,6 +39,7 @@ class RateLimiter:
         """Count one event; raise RateLimited once `limit` is passed in this window."""
         count, retry_after = await self.count(bucket, key)
         if count > limit:
+            metrics.RATE_LIMITED.labels(bucket).inc()
             raise RateLimited(retry_after)
 
     async def refund(self, bucket: str, key: str) -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
-from app import db, serialize
+from app import db, metrics, serialize
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain.sessions import MESSAGE_COLUMNS
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import ApiError, Conflict, Forbidden, NotFound
 
 
 async def post(
@@ -28,6 +29,28 @@ async def post(
     The sender is the token's role. A retry with a known clientMessageId returns the
     stored message and broadcasts nothing, so a client may resend until it hears back.
     """
+    try:
+        body, created = await _post(
+            ctx, principal, session_id, content, client_message_id, claimed_sender
+        )
+    except ApiError as exc:
+        metrics.MESSAGES.labels(exc.code).inc()
+        raise
+    except Exception:
+        metrics.MESSAGES.labels("failed").inc()
+        raise
+    metrics.MESSAGES.labels("created" if created else "duplicate").inc()
+    return body, created
+
+
+async def _post(
+    ctx: Services,
+    principal: Principal | None,
+    session_id: uuid.UUID,
+    content: str,
+    client_message_id: str | None,
+    claimed_sender: str | None,
+) -> tuple[dict[str, Any], bool]:
     principal = require_session_access(principal, session_id)
     if claimed_sender is not None and claimed_sender != principal.sender_type:
         raise Forbidden(
@@ -54,8 +77,10 @@ async def post(
         if status is None:
             raise NotFound("Session not found")
         raise Conflict("Session is closed", code="session_closed")
+    committed = time.perf_counter()
     body = serialize.message(row)
     await ctx.broadcaster.emit("new_message", body, [session_room(session_id), ADMINS_ROOM])
+    metrics.COMMIT_TO_EMIT.observe(time.perf_counter() - committed)
     return body, True
 
 

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from app import metrics
 from app.outage import REDIS
 from app.realtime.engine import EngineIO, SocketIO
 
@@ -158,12 +159,15 @@ class Relay:
             receivers = await self.redis.publish(self.prefix + owner, orjson.dumps(message))
             if receivers == 0:
                 # The owner is gone (restarted, killed): the client must reconnect.
+                metrics.RELAYED.labels("sent", "no_owner").inc()
                 return HTTPResponse("Invalid session", status=400)
             reply = await asyncio.wait_for(future, timeout=self.timeout)
         except TimeoutError:
+            metrics.RELAYED.labels("sent", "timeout").inc()
             return HTTPResponse("Session owner did not answer", status=400)
         finally:
             self.waiting.pop(request_id, None)
+        metrics.RELAYED.labels("sent", "ok").inc()
         payload = base64.b64decode(reply["payload"])
         response: HTTPResponse = self.eio.respond_locally(
             reply["status"], reply["headers"], payload, environ
@@ -176,7 +180,10 @@ class Relay:
             result = await self.eio.handle_request(relayed)
         except Exception as exc:  # the asking worker must hear back either way
             log.warning("relayed Engine.IO request failed: %r", exc)
+            metrics.RELAYED.labels("answered", "failed").inc()
             result = {"status": "400 BAD REQUEST", "headers": [], "payload": b""}
+        else:
+            metrics.RELAYED.labels("answered", "ok").inc()
         payload = result["payload"]
         if isinstance(payload, str):
             payload = payload.encode()

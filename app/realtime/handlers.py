@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from app import metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
@@ -80,9 +81,12 @@ class Realtime:
                     )
                 # Expired, revoked or deactivated since connect: refused, then disconnected.
                 conn.principal = await self.credentials.current(conn)
-                return {"ok": True, **await handler(conn, args[0] if args else None)}
+                answer = {"ok": True, **await handler(conn, args[0] if args else None)}
+                metrics.EVENTS.labels(event, "ok").inc()
+                return answer
             except Exception as exc:
                 error = to_api_error(exc)
+                metrics.EVENTS.labels(event, error.code).inc()
                 if legacy_error:
                     # Clients written for the original listen for 'error', not acks.
                     await self.sio.emit("error", {"message": error.message}, to=sid)
@@ -122,6 +126,7 @@ class Realtime:
                 exc.message, {"code": exc.code}
             ) from None
         self.connections[sid] = Connection(sid, principal)
+        metrics.SOCKETS.labels(principal.role).inc()
         if principal.is_admin:
             await self.sio.enter_room(sid, ADMINS_ROOM)
             with contextlib.suppress(Exception):
@@ -134,6 +139,7 @@ class Realtime:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        metrics.SOCKETS.labels(conn.principal.role).dec()
         try:
             await presence.clear_typing_of(self.ctx, sid, sorted(conn.typing))
             if conn.principal.is_admin:
