@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
+from app.outage import REDIS
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
@@ -121,6 +123,7 @@ class RevocationBus:
             try:
                 pubsub = client.pubsub()
                 await pubsub.subscribe(self.channel)
+                REDIS.succeeded()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -131,7 +134,7 @@ class RevocationBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("revocation listener lost Redis (%r), retry in %ss", exc, RETRY_SECONDS)
+                REDIS.failed("revocation listener", exc)
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
                 await client.aclose()
