@@ -130,6 +130,14 @@ class Settings:
     log_format: str = _setting(
         "text", "`text` (one line per record) or `json` (one JSON object per line)."
     )
+    relay_timeout: int = _setting(
+        30,
+        "Seconds a worker waits for another worker to answer a relayed long-polling request "
+        "before answering the client itself (a GET gets an empty poll, a POST a 503).",
+    )
+    relay_max_in_flight: int = _setting(
+        2000, "Relayed long-polling requests one worker holds at once; past it, 503 and retry."
+    )
 
     @property
     def production(self) -> bool:

@@ -55,7 +55,7 @@ _KIND_CHECKS: dict[Kind, Callable[[Any], bool]] = {
 }
 
 _POLL = "tests/test_multiworker.py::test_a_polling_client_that_disconnects_is_let_go_at_once"
-_RELAY = "tests/test_multiworker.py::test_polling_client_keeps_its_session_across_many_requests"
+_RELAY = "tests/test_relay.py::test_polling_on_new_connections_is_relayed_by_both_workers"
 
 HOOKS: list[Hook] = [
     Hook(

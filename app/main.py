@@ -89,6 +89,8 @@ def create_app(settings: object = None) -> Sanic:
             log.error("database unavailable at start: %r", exc)
 
     relay = relay_for(sio, settings)
+    # Its counters are read by /health/ready.
+    app.ctx.relay = relay
 
     @app.after_server_start
     async def start_background(app: Sanic) -> None:

@@ -12,4 +12,10 @@ async def test_health_answers_ok(api):
 async def test_ready_reports_database_and_redis(api):
     r = await api.get("/health/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    body = r.json()
+    assert {k: body[k] for k in ("status", "checks")} == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok"},
+    }
+    # The answering worker's long-polling relay counters (tests/test_relay.py).
+    assert body["relay"]["relayed"] >= 0 and body["relay"]["worker"]

@@ -13,10 +13,23 @@ from app.api.common import documented, json, obj, services
 
 bp = Blueprint("health")
 
+RELAY = obj(
+    [],
+    worker={"type": "string", "description": "this worker's id (Engine.IO sids start with it)"},
+    relayed={"type": "integer", "description": "polling requests forwarded to their owner"},
+    answered={"type": "integer", "description": "requests other workers forwarded here"},
+    inFlight={"type": "integer"},
+    timeouts={"type": "integer"},
+    refused={"type": "integer"},
+    ownerGone={"type": "integer"},
+    lateReplies={"type": "integer"},
+    longestWaitMs={"type": "integer"},
+)
 READY = obj(
     ["status", "checks"],
     status={"type": "string", "enum": ["ok", "unavailable"]},
     checks=obj([], database={"type": "string"}, redis={"type": "string"}),
+    relay=RELAY,
 )
 
 
@@ -47,6 +60,9 @@ async def ready(request: Request) -> HTTPResponse:
     database, redis = await asyncio.gather(_check(db.ping()), _check(ctx.state.ping()))
     checks = {"database": database, "redis": redis if ctx.settings.redis_url else "embedded"}
     ok = database == "ok" and redis == "ok"
-    return json(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    relay = getattr(request.app.ctx, "relay", None)
+    if relay is not None:
+        # The answering worker's long-polling relay counters (see app/realtime/affinity.py).
+        body["relay"] = relay.stats.as_dict()
+    return json(body, status=200 if ok else 503)

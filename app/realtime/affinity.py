@@ -9,6 +9,12 @@ answer. It works across processes and machines alike, as long as they share Redi
 
 A websocket upgrade cannot be relayed: on a foreign worker it is refused, the client
 keeps polling (through the relay), and `transports: ["websocket"]` avoids all of it.
+
+Bounded and counted: a worker holds at most `relay_max_in_flight` relayed requests (past
+it: 503, the client reconnects and retries), waits `relay_timeout` seconds for the owner
+(then a GET gets an empty poll, so the client just polls again, and a POST a 503), and an
+owner ends a relayed GET with a NOOP after `HOLD` seconds if nothing else ended it, so a
+live owner always answers first. `RelayStats` counts it all per worker (/health/ready).
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ import base64
 import contextlib
 import logging
 import secrets
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 import redis.asyncio as aioredis
+from engineio import packet
 from sanic import Request
 from sanic.response import HTTPResponse
 
@@ -34,6 +44,35 @@ log = logging.getLogger(__name__)
 # Environ keys that cannot cross a process boundary (and are not needed for polling).
 LOCAL_ONLY = ("wsgi.input", "wsgi.errors", "sanic.request")
 RELAYED = "helpline.relayed"
+# Seconds an owner lets a relayed long-poll GET wait before ending it with a NOOP (below
+# the ping interval, so it normally ends with a ping or a packet first).
+HOLD = 20.0
+# An empty poll: what a GET whose owner did not answer in time gets (Engine.IO NOOP).
+EMPTY_POLL = b"6"
+
+
+@dataclass
+class RelayStats:
+    """One worker's relay counters (cumulative since start, but `in_flight`)."""
+
+    worker: str = ""
+    relayed: int = 0  # polling requests this worker forwarded to their owner and answered
+    answered: int = 0  # requests other workers forwarded here, answered
+    in_flight: int = 0  # forwarded, waiting for the owner now
+    timeouts: int = 0  # the owner did not answer within relay_timeout
+    refused: int = 0  # over relay_max_in_flight: 503
+    owner_gone: int = 0  # no worker listening for that session's owner: 400
+    late_replies: int = 0  # an owner's answer that came after its request timed out
+    longest_wait_ms: int = 0  # the longest a forwarded request waited for its answer
+
+    def as_dict(self) -> dict[str, Any]:
+        """camelCase, like every JSON body of the API."""
+        return {_camel(k): v for k, v in asdict(self).items()}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 class _Body:
@@ -111,13 +150,24 @@ class AffinitySocketIO(SocketIO):
 class Relay:
     """Request/response between workers over Redis pub/sub, one channel per worker."""
 
-    def __init__(self, eio: AffinityEngineIO, redis_url: str, namespace: str, timeout: float):
+    def __init__(
+        self,
+        eio: AffinityEngineIO,
+        redis_url: str,
+        namespace: str,
+        timeout: float,
+        max_in_flight: int = 2000,
+    ):
         self.eio = eio
         # Bursts of relayed requests wait for a connection rather than fail.
         pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=64, timeout=5)
         self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = f"{namespace}:eio:"
         self.timeout = timeout
+        # A live owner ends a relayed GET well before the asking worker gives up on it.
+        self.hold = min(HOLD, timeout * 2 / 3)
+        self.max_in_flight = max_in_flight
+        self.stats = RelayStats(worker=eio.worker_id)
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._answering: set[asyncio.Task[None]] = set()
@@ -144,6 +194,11 @@ class Relay:
     async def forward(self, owner: str, request: Request) -> HTTPResponse:
         """Send `request` to the worker `owner` and answer with what it answers."""
         environ = self.eio._async["translate_request"](request)
+        if len(self.waiting) >= self.max_in_flight:
+            self.stats.refused += 1
+            return HTTPResponse(
+                "Too many relayed requests: retry", status=503, headers={"Retry-After": "1"}
+            )
         body = request.body or b""
         request_id = secrets.token_hex(8)
         message = {
@@ -155,29 +210,66 @@ class Relay:
         }
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
+        self.stats.in_flight = len(self.waiting)
+        started = time.monotonic()
         try:
             receivers = await self.redis.publish(self.prefix + owner, orjson.dumps(message))
             if receivers == 0:
                 # The owner is gone (restarted, killed): the client must reconnect.
                 metrics.RELAYED.labels("sent", "no_owner").inc()
+                self.stats.owner_gone += 1
                 return HTTPResponse("Invalid session", status=400)
             reply = await asyncio.wait_for(future, timeout=self.timeout)
         except TimeoutError:
             metrics.RELAYED.labels("sent", "timeout").inc()
-            return HTTPResponse("Session owner did not answer", status=400)
+            self.stats.timeouts += 1
+            log.warning(
+                "relayed %s for worker %s unanswered after %ss",
+                request.method,
+                owner,
+                self.timeout,
+            )
+            if request.method == "GET":
+                # An empty poll: the client polls again, on the same session.
+                reply = {
+                    "status": "200 OK",
+                    "headers": [["Content-Type", "text/plain; charset=UTF-8"]],
+                    "payload": base64.b64encode(EMPTY_POLL).decode(),
+                }
+            else:
+                return HTTPResponse(
+                    "Session owner did not answer: retry", status=503, headers={"Retry-After": "1"}
+                )
+        else:
+            metrics.RELAYED.labels("sent", "ok").inc()
+            self.stats.relayed += 1
         finally:
             self.waiting.pop(request_id, None)
-        metrics.RELAYED.labels("sent", "ok").inc()
+            self.stats.in_flight = len(self.waiting)
+            waited = int((time.monotonic() - started) * 1000)
+            self.stats.longest_wait_ms = max(self.stats.longest_wait_ms, waited)
         payload = base64.b64decode(reply["payload"])
         response: HTTPResponse = self.eio.respond_locally(
             reply["status"], reply["headers"], payload, environ
         )
         return response
 
+    async def _handle(self, relayed: Relayed) -> Any:
+        """The owner's side: Engine.IO's answer, a long-poll GET ended after HOLD s."""
+        work = asyncio.ensure_future(self.eio.handle_request(relayed))
+        if relayed.environ.get("REQUEST_METHOD") == "GET":
+            done, _ = await asyncio.wait({work}, timeout=self.hold)
+            if not done:
+                sid = (parse_qs(relayed.environ.get("QUERY_STRING", "")).get("sid") or [""])[0]
+                socket = self.eio.sockets.get(sid)
+                if socket is not None:
+                    socket.queue.put_nowait(packet.Packet(packet.NOOP))
+        return await work
+
     async def _answer(self, message: dict[str, Any]) -> None:
         relayed = Relayed(message["environ"], base64.b64decode(message["body"]))
         try:
-            result = await self.eio.handle_request(relayed)
+            result = await self._handle(relayed)
         except Exception as exc:  # the asking worker must hear back either way
             log.warning("relayed Engine.IO request failed: %r", exc)
             metrics.RELAYED.labels("answered", "failed").inc()
@@ -195,6 +287,7 @@ class Relay:
             "payload": base64.b64encode(payload or b"").decode(),
         }
         await self.redis.publish(message["reply"], orjson.dumps(reply))
+        self.stats.answered += 1
 
     async def _listen(self) -> None:
         while True:
@@ -215,6 +308,8 @@ class Relay:
                             future = self.waiting.get(message["id"])
                             if future is not None and not future.done():
                                 future.set_result(message)
+                            else:
+                                self.stats.late_replies += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: resubscribe when it is back

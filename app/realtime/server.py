@@ -88,5 +88,10 @@ def relay_for(sio: socketio.AsyncServer, settings: Settings) -> Relay | None:
     """The cross-worker polling relay, when there is Redis to relay through."""
     if not isinstance(sio, AffinitySocketIO):
         return None
-    timeout = PING_INTERVAL + PING_TIMEOUT + 5
-    return Relay(sio.eio, settings.redis_url, settings.redis_namespace, timeout)
+    return Relay(
+        sio.eio,
+        settings.redis_url,
+        settings.redis_namespace,
+        timeout=settings.relay_timeout,
+        max_in_flight=settings.relay_max_in_flight,
+    )
