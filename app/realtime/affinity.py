@@ -195,6 +195,7 @@ class Relay:
         """Send `request` to the worker `owner` and answer with what it answers."""
         environ = self.eio._async["translate_request"](request)
         if len(self.waiting) >= self.max_in_flight:
+            metrics.RELAYED.labels("sent", "refused").inc()
             self.stats.refused += 1
             return HTTPResponse(
                 "Too many relayed requests: retry", status=503, headers={"Retry-After": "1"}
