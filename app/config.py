@@ -111,6 +111,9 @@ class Settings:
     socket_event_burst: int = _setting(
         30, "Socket events one connection may send at once before the per-second rate applies."
     )
+    socket_events_in_flight: int = _setting(
+        8, "Events of one connection under way at once (not yet acked); more answer 429."
+    )
     socket_queue_bytes: int = _setting(
         1024 * 1024,
         "Bytes waiting to be sent to one connection; past it (a client that does not read) "

@@ -47,6 +47,7 @@ SERVER_ENV = {
     # 127.0.0.1: the per-connection and per-IP socket guards are load-test limits too.
     "SOCKET_EVENTS_PER_SECOND": "1000000",
     "SOCKET_EVENT_BURST": "1000000",
+    "SOCKET_EVENTS_IN_FLIGHT": "1000000",
     "CONNECTIONS_PER_IP": "1000000",
     "LOG_LEVEL": "WARNING",
 }

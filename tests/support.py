@@ -41,6 +41,7 @@ SERVER_ENV = {
     # Tests send bursts and open many sockets from 127.0.0.1; guard tests tighten these.
     "SOCKET_EVENTS_PER_SECOND": "100000",
     "SOCKET_EVENT_BURST": "100000",
+    "SOCKET_EVENTS_IN_FLIGHT": "100000",
     "CONNECTIONS_PER_IP": "100000",
     "TYPING_TTL": "2",
     "LOG_LEVEL": "WARNING",

@@ -243,3 +243,39 @@ async def test_a_customer_token_for_another_session_answers_as_if_it_did_not_exi
     assert_error(
         await api.patch(f"/api/chat/messages/{mid}/read", headers=headers), 404, "not_found"
     )
+
+
+@pytest.mark.parametrize(
+    ("spelling", "status", "code"),
+    [
+        ("Ada@Example.COM.", 409, "email_taken"),  # case and a trailing dot
+        ("\uff41\uff44\uff41@example.com", 409, "email_taken"),  # fullwidth "ada"
+        ("ada\u200b@example.com", 400, "validation_error"),  # a zero-width space
+        ("\u0430da@example.com", 400, "validation_error"),  # a Cyrillic "а"
+    ],
+    ids=["case-and-dot", "fullwidth", "zero-width", "cyrillic"],
+)
+async def test_look_alike_spellings_of_an_email_are_that_email_or_refused(
+    api, make: Factory, spelling, status, code
+):
+    first = await make.admin("ada@example.com")
+    r = await register(api, first["token"], email=spelling, password=PASSWORD)
+    assert_error(r, status, code)
+
+
+async def test_login_takes_any_spelling_of_the_same_email(api, make: Factory):
+    await make.admin("ada@example.com")
+    for spelling in ("ADA@example.com.", "\uff41\uff44\uff41@example.com"):
+        r = await api.post("/api/auth/login", json={"email": spelling, "password": PASSWORD})
+        assert r.status_code == 200, (spelling, r.text)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["ada@example.com", " ADA@example.com ", " " * 12],
+    ids=["email", "email-case", "blank"],
+)
+async def test_a_password_that_is_the_email_or_only_whitespace_is_refused(api, password):
+    r = await register(api, email="ada@example.com", password=password)
+    body = assert_error(r, 400, "validation_error")
+    assert "password" in body["details"]["fields"]

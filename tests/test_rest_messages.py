@@ -122,6 +122,26 @@ async def test_the_same_client_message_id_in_two_sessions_is_two_messages(api, m
     assert await db.fetchval("SELECT count(*) FROM message") == 2
 
 
+async def test_a_client_message_id_is_scoped_to_its_sender(api, make: Factory, db):
+    """A customer who guesses the agent's next id must not swallow the agent's reply."""
+    session = await make.session()
+    token = await make.admin_token()
+    other_agent = (await make.admin())["token"]
+    guess = {"sessionId": session["id"], "clientMessageId": "agent-next"}
+    squat = await post(api, session["customerToken"], content="squatted", **guess)
+    assert squat.status_code == 201
+    reply = await post(api, token, content="the real reply", **guess)
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["content"] == "the real reply"
+    assert reply.json()["senderType"] == "admin"
+    colleague = await post(api, other_agent, content="from a colleague", **guess)
+    assert colleague.status_code == 201 and colleague.json()["content"] == "from a colleague"
+    # Each sender's own retry is still recognised as a retry.
+    again = await post(api, token, content="retried", **guess)
+    assert again.status_code == 200 and again.json()["id"] == reply.json()["id"]
+    assert await db.fetchval("SELECT count(*) FROM message") == 3
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

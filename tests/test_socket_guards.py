@@ -16,7 +16,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from tests.raw_socket import RawSocket
+from bench.raw_socket import RawSocket
 from tests.sockets import Client
 from tests.support import REDIS_NAMESPACE, Factory, LiveServer, bearer
 
@@ -280,3 +280,18 @@ async def test_deployments_on_other_redis_databases_do_not_hear_each_other(
         await same.wait_for("session_created", lambda e: e["id"] == session["id"])
         await other.settle(0.5)
         assert other.of("session_created") == []
+
+
+async def test_a_connection_that_keeps_sending_past_refusals_is_closed(
+    tight: LiveServer, make: Factory, clients: list[Any]
+):
+    session = await make.session()
+    flooder = await RawSocket.open(tight.port, local_ip="127.0.0.9")
+    clients.append(flooder)
+    await flooder.authenticate(session["customerToken"])
+    typing = orjson.dumps(["typing", {"sessionId": session["id"], "isTyping": True}]).decode()
+    # A burst of 5 on this server: 40 events without waiting is 35 refused, past 2 bursts.
+    for i in range(40):
+        await flooder.send(f"42{i}{typing}")
+    assert await flooder.closed_within(5)
+    assert "kept sending past its event budget" in tight.log_path.read_text()

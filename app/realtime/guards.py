@@ -4,7 +4,8 @@ An anonymous widget token is enough to open sockets, so every resource a connect
 spend is bounded here, per worker:
 
 - events: a token bucket per connection over every Socket.IO packet it sends (events and
-  namespace connects alike); an event past it is answered `ok:false`, `rate_limited`;
+  namespace connects alike), and a cap on its events under way at once; an event past
+  either is answered `ok:false`, `rate_limited`;
 - bytes queued for a client that does not read: past the cap the connection is closed
   (its queue dropped, its TCP connection aborted) and the reason logged;
 - time to authenticate: an Engine.IO session that has not completed a Socket.IO connect
@@ -47,7 +48,13 @@ RESERVED_EVENTS = frozenset(
 )
 # At most one line per this many seconds for each kind of refused or malformed packet.
 LOG_INTERVAL = 10.0
-# How often unauthenticated Engine.IO sessions are looked for.
+# A connection refused this many bursts' worth of events (net of those admitted since)
+# is not a client that slows down when told to: it is closed.
+FLOOD_STRIKES = 2
+# A connection with bytes waiting that has taken none of them for this long has stopped
+# reading (its websocket writer would wait on the transport forever): it is closed.
+STALL_SECONDS = 20.0
+# How often unauthenticated and stalled Engine.IO sessions are looked for.
 SWEEP_INTERVAL = 1.0
 
 # python-socketio private names `GuardedServer` overrides (for the start-up hook check).
@@ -57,6 +64,7 @@ HOOKED = (
     "_handle_eio_message",
     "_handle_connect",
     "_handle_event",
+    "_handle_event_internal",
 )
 
 
@@ -87,6 +95,9 @@ class Peer:
     opened: float
     tokens: float
     refilled: float
+    in_flight: int = 0
+    # Refusals not yet earned back by admitted events; too many and the connection ends.
+    strikes: int = 0
 
 
 def error_ack(code: str, message: str, retryable: bool = False) -> dict[str, Any]:
@@ -146,6 +157,18 @@ class Guards:
 
     def refuse_event(self, eio_sid: str, event: Any, known: bool) -> dict[str, Any] | None:
         """The ack refusing a client event, or None to handle it."""
+        refused = self._refusal(eio_sid, event, known)
+        peer = self.peers.get(eio_sid)
+        if peer is not None:
+            peer.strikes = peer.strikes + 1 if refused else max(0, peer.strikes - 1)
+        return refused
+
+    def flooding(self, eio_sid: str) -> bool:
+        """Whether a connection keeps sending past every refusal (then it is closed)."""
+        peer = self.peers.get(eio_sid)
+        return peer is not None and peer.strikes > FLOOD_STRIKES * self.burst
+
+    def _refusal(self, eio_sid: str, event: Any, known: bool) -> dict[str, Any] | None:
         if not isinstance(event, str) or event in RESERVED_EVENTS:
             self.noisy.warning("reserved", "socket event refused: reserved name %r", event)
             return error_ack("reserved_event", "This event name is reserved")
@@ -153,7 +176,20 @@ class Guards:
             return error_ack("rate_limited", "Too many events, slow down", retryable=True)
         if not known:
             return error_ack("unknown_event", f"Unknown event '{event[:64]}'")
+        peer = self.peers.get(eio_sid)
+        if peer is not None:
+            if peer.in_flight >= self.settings.socket_events_in_flight:
+                return error_ack(
+                    "rate_limited", "Too many events under way, wait for their acks", True
+                )
+            peer.in_flight += 1
         return None
+
+    def finished(self, eio_sid: str) -> None:
+        """An admitted event was answered (or its connection went away)."""
+        peer = self.peers.get(eio_sid)
+        if peer is not None and peer.in_flight > 0:
+            peer.in_flight -= 1
 
     def expired(self, now: float) -> list[str]:
         """Engine.IO sessions opened longer ago than the authentication timeout."""
@@ -183,6 +219,7 @@ class SendQueue(asyncio.Queue[Any]):
         self.bytes = 0
         self.overflowed = False
         self.counted_on_send = False
+        self.progressed = time.monotonic()
         self._on_full = on_full
 
     def put_nowait(self, item: Any) -> None:
@@ -202,10 +239,16 @@ class SendQueue(asyncio.Queue[Any]):
         item = super()._get()
         if not self.counted_on_send:
             self.bytes -= queued_size(item)
+            self.progressed = time.monotonic()
         return item
 
     def sent(self, size: int) -> None:
         self.bytes = max(0, self.bytes - size)
+        self.progressed = time.monotonic()
+
+    def stalled(self, now: float) -> bool:
+        """Bytes wait and none has left for STALL_SECONDS."""
+        return self.bytes > 0 and now - self.progressed > STALL_SECONDS
 
     def drop_all(self) -> None:
         """Free everything queued (the client will never read it)."""
@@ -368,6 +411,12 @@ class GuardedServer(socketio.AsyncServer):
             event = data[0] if isinstance(data, list) and data else None
             known = isinstance(event, str) and event in self.handlers.get(namespace or "/", {})
             refused = self.guards.refuse_event(eio_sid, event, known)
+            if refused is not None and self.guards.flooding(eio_sid):
+                socket = self.eio.sockets.get(eio_sid)
+                if socket is not None and not socket.closing:
+                    log.warning("socket %s closed: it kept sending past its event budget", eio_sid)
+                    terminate(self.eio, socket, "event flood")
+                return
             if refused is not None:
                 if id is not None:
                     await self._send_packet(
@@ -379,13 +428,34 @@ class GuardedServer(socketio.AsyncServer):
                 return
         await super()._handle_event(eio_sid, namespace, id, data)
 
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> None:
+        try:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        finally:
+            if self.guards is not None:
+                self.guards.finished(eio_sid)
+
     async def sweep_unauthenticated(self) -> None:
-        """Forever: close Engine.IO sessions that never completed a Socket.IO connect."""
+        """Forever: close Engine.IO sessions that never completed a Socket.IO connect, and
+        those whose client stopped reading."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             guards = self.guards
             if guards is None:
                 continue
+            now = time.monotonic()
+            for socket in list(self.eio.sockets.values()):
+                queue = socket.queue
+                if isinstance(queue, SendQueue) and queue.stalled(now) and not socket.closed:
+                    log.warning(
+                        "socket %s closed: its client took nothing of %d queued bytes in %ds",
+                        socket.sid,
+                        queue.bytes,
+                        STALL_SECONDS,
+                    )
+                    terminate(self.eio, socket, "client stopped reading")
             for eio_sid in guards.expired(time.monotonic()):
                 if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
                     # Authenticated: no longer watched for the timeout (kept for the rest).
