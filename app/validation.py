@@ -7,6 +7,7 @@ with per-field details; unknown fields are ignored.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,31 @@ MIN_PASSWORD = 8
 # argon2 takes any length, but an unbounded one is a CPU-exhaustion lever.
 MAX_PASSWORD = 256
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Characters that print as nothing (zero-width spaces and joiners, bidi controls…) or
+# are not assigned: an address holding one looks like another address.
+INVISIBLE = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
+
+
+def normalise_email(value: str) -> tuple[str, str | None]:
+    """The one spelling of an address, or why it cannot be an account's.
+
+    NFKC folds compatibility forms (fullwidth `ａ` is `a`), case is folded and a trailing
+    dot of the domain dropped, so look-alike spellings of one address are one address.
+    Invisible characters are refused, and so is anything outside ASCII, which closes the
+    mixed-script look-alikes (a Cyrillic `а` in `admin@…`): an international domain is
+    given in its ASCII (punycode) form.
+    """
+    text = unicodedata.normalize("NFKC", value).strip()
+    if any(unicodedata.category(ch) in INVISIBLE for ch in text):
+        return text, "must not contain invisible or space characters"
+    if not text.isascii():
+        return text, "must be written in ASCII (an international domain in its xn-- form)"
+    text = text.lower()
+    if text.endswith("."):
+        text = text[:-1]
+    if not EMAIL_RE.match(text) or ".." in text or text.split("@")[1].startswith("."):
+        return text, "must be an email address"
+    return text, None
 
 
 class Reader:
@@ -74,10 +100,26 @@ class Reader:
         value = self.string(name, required=required, max_len=MAX_EMAIL)
         if value is None:
             return None
-        if not EMAIL_RE.match(value):
-            self.errors[name] = "must be an email address"
+        normal, problem = normalise_email(value)
+        if problem is not None:
+            self.errors[name] = problem
             return None
-        return value.lower()
+        return normal
+
+    def password(self, name: str, *, email: str | None = None) -> str | None:
+        """A new password: bounded, not only whitespace, not the account's own email."""
+        value = self.string(
+            name, required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
+        )
+        if value is None:
+            return None
+        if not value.strip():
+            self.errors[name] = "must not be only whitespace"
+            return None
+        if email is not None and value.strip().casefold() == email.casefold():
+            self.errors[name] = "must not be the email address"
+            return None
+        return value
 
     def boolean(self, name: str, *, required: bool = False) -> bool | None:
         value = self._get(name, required)
@@ -167,9 +209,7 @@ def read_registration(data: Any) -> tuple[str, str, str | None]:
     (email, password, fullName)."""
     r = Reader(data)
     email = r.email("email", required=True)
-    password = r.string(
-        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
-    )
+    password = r.password("password", email=email)
     full_name = r.string("fullName")
     r.done()
     assert email is not None and password is not None

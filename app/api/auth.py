@@ -19,7 +19,14 @@ from app.api.common import (
 )
 from app.client_ip import client_ip
 from app.domain import admins, signins
-from app.validation import MAX_PASSWORD, MIN_PASSWORD, Reader, path_uuid, read_registration
+from app.validation import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    Reader,
+    normalise_email,
+    path_uuid,
+    read_registration,
+)
 
 bp = Blueprint("auth", url_prefix="/api/auth")
 
@@ -74,7 +81,7 @@ async def login(request: Request) -> HTTPResponse:
     assert email is not None and password is not None
     out = await admins.login(
         services(request),
-        email=email.lower(),
+        email=normalise_email(email)[0],
         password=password,
         ip=client_ip(request),
         device=device_of(request),
@@ -178,9 +185,7 @@ async def change_password(request: Request) -> HTTPResponse:
     principal = principal_of(request)
     r = Reader(body_of(request))
     current = r.string("currentPassword", required=True, strip=False, max_len=MAX_PASSWORD)
-    new = r.string(
-        "newPassword", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
-    )
+    new = r.password("newPassword")
     r.done()
     assert current is not None and new is not None
     await admins.change_password(services(request), principal, current=current, new=new)

@@ -229,9 +229,7 @@ async def _redeem(request: Request, kind: str, with_name: bool) -> HTTPResponse:
     await ctx.limiter.hit("redeem", ip, ctx.settings.rate_register)
     r = Reader(body_of(request))
     token = r.string("token", required=True, max_len=200)
-    password = r.string(
-        "password", required=True, strip=False, min_len=MIN_PASSWORD, max_len=MAX_PASSWORD
-    )
+    password = r.password("password")
     full_name = r.string("fullName", max_len=MAX_NAME) if with_name else None
     r.done()
     assert token is not None and password is not None

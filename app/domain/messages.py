@@ -68,7 +68,7 @@ async def _post(
         row, duplicate = None, exc
     if row is None:
         if client_message_id is not None:
-            existing = await _by_client_id(session_id, client_message_id)
+            existing = await _by_client_id(principal, session_id, client_message_id)
             if existing is not None:
                 return serialize.message(existing), False
         if duplicate is not None:
@@ -144,11 +144,25 @@ async def _insert(
     return row
 
 
-async def _by_client_id(session_id: uuid.UUID, client_message_id: str) -> dict[str, Any] | None:
+async def _by_client_id(
+    principal: Principal, session_id: uuid.UUID, client_message_id: str
+) -> dict[str, Any] | None:
+    """This sender's message with that id: ids are unique per sender (the customer side,
+    or one staff account), so one side can never claim the other's."""
+    if principal.is_admin:
+        return await db.fetch_one(
+            f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}}"
+            " AND sender_type = {} AND sender_id = {} AND client_message_id = {}",
+            session_id,
+            principal.sender_type,
+            str(principal.subject),
+            client_message_id,
+        )
     return await db.fetch_one(
-        f"SELECT {MESSAGE_COLUMNS} FROM message"
-        " WHERE session_id = {} AND client_message_id = {}",
+        f"SELECT {MESSAGE_COLUMNS} FROM message WHERE session_id = {{}}"
+        " AND sender_type = {} AND client_message_id = {}",
         session_id,
+        principal.sender_type,
         client_message_id,
     )
 
