@@ -215,6 +215,18 @@ HOOKS += [
     ),
     Hook(
         library="python-socketio",
+        name="socketio.async_server.AsyncServer._handle_event_internal",
+        kind="coroutine function",
+        params=("self", "server", "sid", "eio_sid", "data", "namespace", "id"),
+        called_in=(
+            ("socketio.async_server.AsyncServer._handle_event", "self._handle_event_internal"),
+        ),
+        used_by="app/realtime/guards.py GuardedServer._handle_event_internal",
+        why="an admitted event gives its in-flight slot back once answered",
+        test=_GUARDS + "test_events_under_way_are_capped_and_their_slots_given_back",
+    ),
+    Hook(
+        library="python-socketio",
         name="socketio.async_server.AsyncServer._send_packet",
         kind="coroutine function",
         params=("self", "eio_sid", "pkt"),

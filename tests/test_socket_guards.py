@@ -295,3 +295,30 @@ async def test_a_connection_that_keeps_sending_past_refusals_is_closed(
         await flooder.send(f"42{i}{typing}")
     assert await flooder.closed_within(5)
     assert "kept sending past its event budget" in tight.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def narrow(database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    """Two events of a connection under way at once, the budget otherwise generous."""
+    with LiveServer.running(
+        "guards-narrow", database_url, redis_url, SOCKET_EVENTS_IN_FLIGHT="2"
+    ) as live:
+        yield live
+
+
+async def test_events_under_way_are_capped_and_their_slots_given_back(
+    narrow: LiveServer, make: Factory, clients: list[Any], db
+):
+    session = await make.session()
+    customer = Client(narrow.url, session["customerToken"])
+    clients.append(customer)
+    await customer.connect()
+    typing = {"sessionId": session["id"], "isTyping": True}
+    # One at a time: every answered event gives its slot back.
+    assert all([(await customer.call("typing", typing))["ok"] for _ in range(20)])
+    sends = [{"sessionId": session["id"], "content": f"m{i}"} for i in range(30)]
+    acks = await asyncio.gather(*(customer.call("send_message", s) for s in sends))
+    refused = [a for a in acks if not a["ok"]]
+    assert refused and {a["error"]["code"] for a in refused} == {"rate_limited"}
+    stored = await db.fetchval("SELECT count(*) FROM message")
+    assert stored == len(acks) - len(refused)
