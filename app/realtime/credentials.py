@@ -75,6 +75,11 @@ class Credentials:
                     await self.ctx.accounts.check(p)
                 except Unauthorized as exc:
                     await self.drop(conn.sid, "revoked", exc.code)
+                except Exception as exc:
+                    # The database is away: nobody can be checked, so nobody is dropped
+                    # (events are refused with 503 meanwhile); try again next sweep.
+                    log.debug("credential sweep stopped: %r", exc)
+                    return
 
     def drop_soon(self, sid: str, reason: str, code: str) -> None:
         """From inside an event handler: its ack goes first, then the disconnect."""
