@@ -11,11 +11,14 @@ worker at once and disconnects that sign-in's sockets.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from app import db
 from app.auth import Principal, StaffRole
@@ -40,6 +43,7 @@ class _Entry:
     problem: tuple[str, str] | None
     role: StaffRole | None = None
     name: str | None = None
+    subject: uuid.UUID | None = None
 
 
 GONE = ("Invalid token", "invalid_token")
@@ -51,6 +55,9 @@ class AccountGuard:
     def __init__(self, cache_ms: int) -> None:
         self._ttl = cache_ms / 1000
         self._entries: dict[uuid.UUID, _Entry] = {}
+        # One lookup per sign-in at a time: when an entry expires under load, the
+        # requests that find it expired share one query instead of each sending one.
+        self._loading: dict[uuid.UUID, asyncio.Future[_Entry]] = {}
         # Bumped by every revocation: a lookup that started before one is not cached.
         self._generation = 0
 
@@ -61,16 +68,37 @@ class AccountGuard:
             return principal
         entry = self._entries.get(principal.sign_in)
         if entry is None or entry.until <= time.monotonic():
-            entry = await self._load(principal)
+            entry = await self._load_once(principal)
+        if entry.problem is None and entry.subject != principal.subject:
+            # A sign-in names one account; a token pairing it with another is no credential.
+            entry = _Entry(entry.until, GONE)
         if entry.problem is not None:
             message, code = entry.problem
             raise Unauthorized(message, code=code)
         return dataclasses.replace(principal, staff_role=entry.role, name=entry.name)
 
+    async def _load_once(self, principal: Principal) -> _Entry:
+        """The lookup runs as its own task, so a request that goes away (cancelled) does
+        not cancel it for the others waiting on it."""
+        assert principal.sign_in is not None
+        task = self._loading.get(principal.sign_in)
+        if task is None:
+            task = asyncio.ensure_future(self._load(principal))
+            self._loading[principal.sign_in] = task
+            task.add_done_callback(lambda done: self._finished(principal.sign_in, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, sign_in: uuid.UUID | None, task: asyncio.Future[_Entry]) -> None:
+        if sign_in is not None and self._loading.get(sign_in) is task:
+            del self._loading[sign_in]
+        if not task.cancelled():
+            # Retrieved here too, so a failure nobody waited for is not logged as lost.
+            task.exception()
+
     async def _load(self, principal: Principal) -> _Entry:
         assert principal.sign_in is not None
         generation = self._generation
-        row = await db.fetch_one_direct(_LOOKUP, principal.sign_in)
+        row = await self._lookup(principal.sign_in)
         until = time.monotonic() + self._ttl
         if row is None or str(row["admin_id"]) != str(principal.subject):
             entry = _Entry(until, GONE)
@@ -80,13 +108,16 @@ class AccountGuard:
             entry = _Entry(until, REVOKED)
         else:
             role: StaffRole = "admin" if row["role"] == "admin" else "agent"
-            entry = _Entry(until, None, role, row["full_name"])
+            entry = _Entry(until, None, role, row["full_name"], principal.subject)
             await _touch(principal, row["last_seen_at"])
         if generation == self._generation:
             if len(self._entries) > PRUNE_ABOVE:
                 self._prune()
             self._entries[principal.sign_in] = entry
         return entry
+
+    async def _lookup(self, sign_in: uuid.UUID) -> Mapping[str, Any] | None:
+        return await db.fetch_one_direct(_LOOKUP, sign_in)
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -96,6 +127,9 @@ class AccountGuard:
     async def forget(self, revocation: Revocation) -> None:
         """A revocation listener: the next check of anything it covers asks the database."""
         self._generation += 1
+        # Lookups under way may have read the row before the change: later checks wait
+        # for a fresh one instead.
+        self._loading.clear()
         if revocation.account is None and revocation.sign_in is not None:
             self._entries.pop(revocation.sign_in, None)
             return
