@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -12,6 +14,7 @@ import asyncpg
 from piccolo.engine import engine_finder
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import TransactionType
 
 from app.tables import Message
 
@@ -37,8 +40,42 @@ def engine() -> Engine:
     return found
 
 
+# SQLite (embedded mode, one worker): one process owns the file, so its
+# write transactions queue here, one at a time, instead of racing for SQLite's write lock.
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sqlite_writer() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _writers.get(loop)
+    if lock is None:
+        lock = _writers[loop] = asyncio.Lock()
+    return lock
+
+
 @contextlib.asynccontextmanager
 async def transaction(**options: Any) -> AsyncIterator[None]:
+    """A transaction; on SQLite, queued behind the process's one writer.
+
+    SQLite's default (deferred) transactions read first and fail "database is locked"
+    when two try to upgrade to writing at once: under 600 msg/s from 20 customers half
+    the sends failed that way. Here they wait in line (an asyncio lock, then BEGIN
+    IMMEDIATE), so overload shows as latency, not as failed sends.
+    """
+    db = engine()
+    if isinstance(db, PostgresEngine) or db.current_transaction.get() is not None:
+        async with _transaction(**options):
+            yield
+        return
+    options.setdefault("transaction_type", TransactionType.immediate)
+    async with _sqlite_writer(), _transaction(**options):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _transaction(**options: Any) -> AsyncIterator[None]:
     """Piccolo's transaction, made safe when COMMIT itself fails (a deferred constraint,
     a dropped connection): Piccolo then neither releases the connection, which leaks it
     from the pool until shutdown hangs on it, nor resets its current-transaction marker.
@@ -132,6 +169,9 @@ async def start(min_size: int, max_size: int) -> None:
         await db.start_connection_pool(
             min_size=min_size, max_size=max_size, reset=_keep_session_state
         )
+    else:
+        # Readers never wait for the writer, nor it for them (the mode stays in the file).
+        await fetch("PRAGMA journal_mode=WAL")
 
 
 async def _keep_session_state(connection: asyncpg.Connection) -> None:

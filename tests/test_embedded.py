@@ -233,3 +233,49 @@ async def test_rate_limits_hold_without_redis(tmp_path):
         live.stop()
     assert codes == [201, 201, 429]
     assert int(refused.headers["retry-after"]) > 0
+
+
+async def test_a_burst_of_socket_sends_queues_behind_one_writer(tmp_path):
+    """Every send of a burst is stored and delivered: SQLite writes wait their turn instead
+    of failing "database is locked" (half of 3,000 did at 600 msg/s before)."""
+    env = {
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+        "SQLITE_PATH": str(tmp_path / "burst.sqlite3"),
+        "SOCKET_EVENTS_PER_SECOND": "10000",
+        "SOCKET_EVENT_BURST": "10000",
+    }
+    live = LiveServer("embedded-burst", env)
+    live.log_path.unlink(missing_ok=True)
+    live.start(timeout=60)
+    customers, each = 8, 25
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+            make = Factory(client)
+            agent = await connected(live.url, await make.admin_token())
+            sessions = [await make.session() for _ in range(customers)]
+        sockets = [await connected(live.url, s["customerToken"]) for s in sessions]
+        try:
+            sends = [
+                sock.sio.call(
+                    "send_message",
+                    {"sessionId": s["id"], "content": f"m{i}", "clientMessageId": f"c{i}"},
+                    timeout=60,
+                )
+                for s, sock in zip(sessions, sockets, strict=True)
+                for i in range(each)
+            ]
+            acks = await asyncio.gather(*sends)
+            total = customers * each
+            await agent.wait_for(
+                "new_message", lambda _: len(agent.of("new_message")) >= total, within=60
+            )
+        finally:
+            for sock in (*sockets, agent):
+                await sock.close()
+    finally:
+        live.stop()
+    assert [a["ok"] for a in acks] == [True] * total, [a for a in acks if not a["ok"]][:3]
+    assert len({m["id"] for m in agent.of("new_message")}) == total
+    log = live.log_path.read_text()
+    assert "Traceback" not in log and "database is locked" not in log
