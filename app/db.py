@@ -111,6 +111,21 @@ def pool() -> Any:
     return getattr(engine(), "pool", None)
 
 
+def pool_usage() -> str:
+    """How many pool connections are checked out (what a stop may be waiting for)."""
+    found = pool()
+    if found is None:
+        return "no pool"
+    return f"{found.get_size() - found.get_idle_size()} of {found.get_size()} connections in use"
+
+
+def terminate() -> None:
+    """Close every pool connection now, in use or not (a stop that cannot wait)."""
+    found = pool()
+    if found is not None:
+        found.terminate()
+
+
 def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import orjson
 from sanic import Sanic
 
-from app import db, hooks, logs, metrics
+from app import db, hooks, logs, metrics, stopping
 from app.api import access, auth, chat, demo, docs, errors, health, sessions, team
 from app.api import metrics as metrics_api
 from app.api.common import authenticate
@@ -109,25 +108,47 @@ def create_app(settings: object = None) -> Sanic:
         if relay is not None:
             await relay.start()
 
+    # Sanic's wait for open connections between the stop phases; every step of ours is
+    # bounded too (app/stopping.py), so a SIGTERMed worker always exits.
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = stopping.GRACEFUL
+
     @app.before_server_stop
     async def stop_realtime(app: Sanic) -> None:
-        tasks = (app.ctx.pool_sampler, app.ctx.realtime_task, app.ctx.revocation_task)
-        for task in (*tasks, app.ctx.guard_task):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Sanic may run the stop listeners twice (uvloop after loop.stop()): one Stop.
+        stop = app.ctx.stop = getattr(app.ctx, "stop", None) or stopping.Stop()
+        tasks = [
+            app.ctx.pool_sampler,
+            app.ctx.realtime_task,
+            app.ctx.revocation_task,
+            app.ctx.guard_task,
+        ]
+        await stop.step(
+            "background tasks", stopping.cancel_all(tasks), 1, stopping.pending_names(tasks)
+        )
         # Events under way finish and ack first; then every client connection is closed,
         # so clients reconnect to another worker.
-        await realtime.drain(grace=5)
-        await sio.shutdown()
+        await stop.step(
+            "events under way", realtime.drain(grace=5), 5.5, lambda: f"{realtime.busy} events"
+        )
+        await stop.step(
+            "closing Engine.IO sessions",
+            sio.shutdown(),
+            6,
+            lambda: f"{len(sio.eio.sockets)} sessions still open",
+        )
         if relay is not None:
-            await relay.stop()
+            await stop.step(
+                "polling relay", relay.stop(), 1, lambda: f"{len(relay.waiting)} relayed requests"
+            )
 
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
-        await db.stop()
-        await services.state.close()
-        await services.revocations.close()
+        stop = app.ctx.stop if hasattr(app.ctx, "stop") else stopping.Stop()
+        if not await stop.step("database pool", db.stop(), 2, db.pool_usage):
+            db.terminate()
+        await stop.step("state store", services.state.close(), 1, lambda: "Redis")
+        await stop.step("revocation listener", services.revocations.close(), 1, lambda: "Redis")
         metrics.worker_stopped()
+        stop.finished()
 
     return app

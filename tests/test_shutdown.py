@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 
+import aiohttp
+
+from app import stopping
+from app.auth import Tokens
+from app.config import Settings
+from bench.sio import SioClient
 from tests.sockets import Client
-from tests.support import LiveServer
+from tests.support import JWT_SECRET, ROOT, LiveServer
 
 
 async def test_a_stopped_server_exits_cleanly_leaving_no_pending_tasks(
@@ -32,3 +44,87 @@ async def test_a_stopped_server_exits_cleanly_leaving_no_pending_tasks(
     log = live.log_path.read_text()
     assert "Task was destroyed but it is pending" not in log
     assert "Traceback" not in log
+
+
+async def test_a_step_that_never_ends_is_cut_short_and_says_what_it_waited_on(caplog):
+    stop = stopping.Stop(hard_limit=60)
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.stopping"):
+            finished = await stop.step(
+                "closing Engine.IO sessions",
+                asyncio.Event().wait(),
+                0.2,
+                lambda: "1999 sessions still open",
+            )
+            assert await stop.step("next step", asyncio.sleep(0), 1)
+    finally:
+        stop.finished()
+    assert finished is False
+    assert stop.overruns == ["closing Engine.IO sessions"]
+    assert "waited on 1999 sessions still open" in caplog.text
+
+
+def test_a_stop_stuck_past_its_limit_exits_and_names_the_step():
+    """The watchdog runs in a thread: it ends the process even when the event loop itself
+    is what is stuck."""
+    script = textwrap.dedent(
+        """
+        import logging, time
+        from app import stopping
+        logging.basicConfig(level=logging.INFO)
+        stop = stopping.Stop(hard_limit=0.5)
+        stop.step_name = "database pool"
+        time.sleep(30)
+        """
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=20
+    )
+    assert out.returncode == 1
+    assert time.monotonic() - started < 15
+    assert "in step 'database pool': exiting now" in out.stderr
+
+
+async def test_idle_clients_closing_at_once_then_sigterm_still_stops_within_the_bound(
+    database_url, redis_url
+):
+    """The mass-disconnect stop of bench/stop.py at a small scale: production settings,
+    one worker, idle websocket clients all closing at once, SIGTERM a moment later."""
+    tokens = Tokens(Settings(jwt_secret=JWT_SECRET))
+    live = LiveServer(
+        f"stop-{uuid.uuid4().hex[:6]}",
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "ENV": "production",
+            "CONNECTIONS_PER_IP": "100000",
+            "LOG_LEVEL": "INFO",
+        },
+    )
+    live.start()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            clients = [SioClient(http, live.url, tokens.customer(uuid.uuid4())) for _ in range(200)]
+            gate = asyncio.Semaphore(50)
+
+            async def connect(client: SioClient) -> None:
+                async with gate:
+                    await client.connect()
+
+            await asyncio.gather(*(connect(c) for c in clients))
+            await asyncio.sleep(1)
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        await asyncio.sleep(0.2)
+        assert live.process is not None
+        signalled = time.monotonic()
+        live.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(live.process.wait, stopping.HARD_LIMIT + 8)
+        took = time.monotonic() - signalled
+    finally:
+        live.stop(signal.SIGKILL)
+    log = live.log_path.read_text()
+    print(f"[stop] 200 idle clients closed, SIGTERM: exit {code} after {took:.1f}s")
+    assert code == 0, log[-2000:]
+    assert "exiting now" not in log
+    assert "stopped in" in log

@@ -105,6 +105,11 @@ class Realtime:
 
         self.sio.on(event, acked)
 
+    @property
+    def busy(self) -> int:
+        """Events under way now (what a stop waits for)."""
+        return self._busy
+
     async def drain(self, grace: float) -> None:
         """Stop taking events and wait (up to `grace` seconds) for those under way to ack."""
         self.closing = True
