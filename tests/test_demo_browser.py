@@ -80,3 +80,25 @@ def test_customer_and_agent_chat_in_a_real_browser(embedded):
     assert result["roleChanged"] and result["deactivatedSignedOut"]
     for shot in shots:
         assert (ARTIFACTS / f"demo-{shot}.png").stat().st_size > 0
+
+
+def test_demo_fixes_hold_in_chromium_at_desktop_and_phone_width(tmp_path):
+    """A fresh desk, per-row presence and typing, closed after a reload, the missing
+    client named, buttons that look like buttons, nothing wider than 390 px."""
+    if not Path(CHROMIUM).exists() or shutil.which("node") is None:
+        pytest.fail(f"needs node and Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(tmp_path / "fresh.sqlite3")}
+    live = LiveServer("demo-fixes", env)
+    live.start(timeout=60)
+    try:
+        scenario: dict[str, object] = {
+            "url": live.url,
+            "artifacts": str(ARTIFACTS),
+            "email": "first@example.com",
+            "password": PASSWORD,
+            "chromium": CHROMIUM,
+        }
+        result = run_node(ROOT / "tests" / "js" / "demo_fixes.mjs", scenario, timeout=180)
+    finally:
+        live.stop()
+    assert len(result["steps"]) == 5

@@ -13,6 +13,8 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, file
 from sanic_ext.extensions.openapi import openapi
 
+from app import db
+from app.api.common import json
 from app.errors import ApiError, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent / "demo"
@@ -45,6 +47,14 @@ async def index(request: Request) -> HTTPResponse:
 @bp.get("/<page:customer|agent>")
 async def page(request: Request, page: str) -> HTTPResponse:
     return await file(STATIC / PAGES[page], headers=HEADERS)
+
+
+@bp.get("/desk")
+async def desk(request: Request) -> HTTPResponse:
+    """Whether the desk is new (no admin yet): the inbox then offers "Create first admin"
+    first. No secret: registering answers `registration_closed` on a set-up desk anyway."""
+    row = await db.fetch_one("SELECT EXISTS (SELECT 1 FROM admin) AS taken")
+    return json({"hasAdmin": bool(row and row["taken"])})
 
 
 @bp.get("/socket.io.min.js")

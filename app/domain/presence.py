@@ -32,6 +32,15 @@ def _presence_key(session_id: str) -> str:
     return f"presence:{session_id}"
 
 
+def typing_rooms(session_id: uuid.UUID | str, side: str) -> list[str]:
+    """Who hears a typing change: the session's room, and for a customer's typing every
+    staff socket too, so an inbox shows "typing…" on rows it has not opened."""
+    rooms = [session_room(session_id)]
+    if side == "user":
+        rooms.append(ADMINS_ROOM)
+    return rooms
+
+
 async def set_typing(
     ctx: Services,
     principal: Principal | None,
@@ -59,7 +68,7 @@ async def set_typing(
     event = {"sessionId": str(session_id), "userType": side, "isTyping": is_typing}
     if changed:
         await ctx.broadcaster.emit(
-            "user_typing", event, [session_room(session_id)], skip=connection
+            "user_typing", event, typing_rooms(session_id, side), skip=connection
         )
     return event
 
@@ -78,7 +87,7 @@ async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[s
             continue
         await ctx.state.delete(key)
         event = {"sessionId": session_id, "userType": side, "isTyping": False}
-        await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)])
+        await ctx.broadcaster.emit("user_typing", event, typing_rooms(session_id, side))
 
 
 async def sweep(ctx: Services) -> int:
@@ -96,7 +105,7 @@ async def _sweep_typing(ctx: Services) -> int:
             await ctx.state.schedule(DEADLINES, member, time.time() + left)
             continue
         event = {"sessionId": session_id, "userType": side, "isTyping": False}
-        await ctx.broadcaster.emit("user_typing", event, [session_room(session_id)])
+        await ctx.broadcaster.emit("user_typing", event, typing_rooms(session_id, side))
         announced += 1
     return announced
 

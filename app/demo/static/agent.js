@@ -1,6 +1,6 @@
 // The agent inbox: log in (or create the desk's first admin), see every conversation
 // live, answer one, and rejoin it after a reconnect from the last seq seen.
-import { $, Thread, api, call, h, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
+import { $, Thread, api, call, clientMissing, h, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
 import { linkInAddress, teamPanel } from "/demo/static/team.js";
 
 const saved = stored("helpline.demo.agent");
@@ -112,6 +112,7 @@ function onMessage(message) {
   if (s) {
     s.lastMessage = message;
     s.lastActivityAt = message.createdAt;
+    if (message.senderType === "user") s.online = true;
     if (message.senderType === "user") s.typing = false;
     if (message.senderType === "user" && message.sessionId !== current) s.unreadCount = (s.unreadCount ?? 0) + 1;
   }
@@ -130,6 +131,7 @@ function connect(auth) {
   $("#who").textContent = `${auth.admin.fullName || auth.admin.email} · ${auth.admin.role ?? "admin"}`;
   signedIn = auth;
   team.show(auth.admin.role ?? "admin");
+  if (clientMissing($("#status"), $("#note-global"))) return;
   socket = io({ auth: { token: auth.token } });
   showConnection(socket, $("#status"));
 
@@ -195,6 +197,7 @@ function logout(message = "") {
   $("#status").dataset.state = "idle";
   $("#status").textContent = "not connected";
   $("#login-error").textContent = message;
+  showDeskState();
 }
 
 async function authenticate(path, body) {
@@ -211,8 +214,23 @@ async function authenticate(path, body) {
 
 const credentials = () => ({ email: $("#email").value.trim(), password: $("#password").value });
 
+// On a new desk (no admin yet) the form's first action creates the first admin.
+let freshDesk = false;
+async function showDeskState() {
+  const desk = await api("/demo/desk").catch(() => ({ hasAdmin: true }));
+  freshDesk = !desk.hasAdmin;
+  $("#do-register").className = freshDesk ? "primary" : "";
+  $("#do-login").className = freshDesk ? "" : "primary";
+  $("#login-intro").textContent = freshDesk
+    ? "A new desk: create its first admin account (you can invite agents afterwards)."
+    : "Log in as an agent or admin.";
+  $("#full-name-row").hidden = !freshDesk;
+  $("#login .actions").classList.toggle("fresh", freshDesk);
+}
+
 $("#login").addEventListener("submit", (event) => {
   event.preventDefault();
+  if (freshDesk) return $("#do-register").click();
   authenticate("/api/auth/login", credentials());
 });
 $("#do-register").addEventListener("click", () => {
@@ -287,3 +305,5 @@ if (link) {
     $("#accept-name-row").hidden = true;
   }
 } else if (auth?.token) connect(auth);
+else showDeskState();
+clientMissing($("#status"), $("#note-global"));

@@ -182,3 +182,14 @@ export class Thread {
       .filter((m) => m.senderType !== this.me && !m.isRead);
   }
 }
+
+/** Without the npm socket.io-client the page cannot connect: say why, and how to fix it. */
+export function clientMissing(badge, where) {
+  if (typeof globalThis.io === "function") return false;
+  badge.dataset.state = "offline";
+  badge.textContent = "no Socket.IO client";
+  where.hidden = false;
+  where.textContent =
+    "The demo's Socket.IO client is not installed on the server: run `npm ci --prefix app/demo` (scripts/serve.sh does) and reload.";
+  return true;
+}

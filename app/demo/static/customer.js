@@ -1,6 +1,6 @@
 // The customer widget: open a session, chat, see the agent typing and reading, and
 // catch up after a reconnect by rejoining with the last seq seen.
-import { $, Thread, api, call, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
+import { $, Thread, api, call, clientMissing, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
 
 const saved = stored("helpline.demo.customer");
 const thread = new Thread($("#thread"), "user");
@@ -18,7 +18,14 @@ function showChat(visible) {
 function setClosed(closed) {
   $("#text").disabled = closed;
   $("#composer button").disabled = closed;
+  $("#text").placeholder = closed ? "This conversation is closed" : "Write a message…";
+  $("#chat").classList.toggle("closed", closed);
   if (closed) note("This conversation was closed by the agent.");
+  // Remembered, so a reload shows it closed at once, before the server is asked again.
+  const session = saved.get();
+  if (session && session.status !== (closed ? "closed" : "active")) {
+    saved.set({ ...session, status: closed ? "closed" : "active" });
+  }
 }
 
 async function markRead() {
@@ -33,7 +40,12 @@ function start(session) {
   showChat(true);
   thread.clear();
   setClosed(session.status === "closed");
+  // It may have been closed while this page was away: ask, without waiting for a socket.
+  api(`/api/sessions/${session.sessionId}`, { token: session.token })
+    .then((s) => setClosed(s.status === "closed"))
+    .catch(() => {});
   socket?.disconnect();
+  if (clientMissing($("#status"), $("#note"))) return;
   socket = io({ auth: { token: session.token } });
   showConnection(socket, $("#status"));
   let joinedBefore = false;
@@ -144,4 +156,7 @@ document.addEventListener("visibilitychange", markRead);
 
 const session = saved.get();
 if (session) start(session);
-else showChat(false);
+else {
+  showChat(false);
+  clientMissing($("#status"), $("#start-error"));
+}
