@@ -117,15 +117,6 @@ HOOKS: list[Hook] = [
         test=_RELAY,
     ),
     Hook(
-        library="python-engineio",
-        name="engineio.async_drivers.sanic.make_response",
-        kind="function",
-        params=("status", "headers", "payload", "environ"),
-        used_by="app/realtime/affinity.py AffinityEngineIO make_response (wraps it)",
-        why="a relayed request's answer is returned as data; a local one goes through it",
-        test=_RELAY,
-    ),
-    Hook(
         library="piccolo",
         name="piccolo.engine.postgres.PostgresTransaction.__aenter__",
         kind="coroutine function",

@@ -100,11 +100,19 @@ def create_app(settings: object = None) -> Sanic:
             settings.describe_mode(),
         )
         # Our own task, not app.add_task: Sanic logs a warning for every task it cancels.
-        app.ctx.realtime_task = asyncio.create_task(realtime.run_background())
+        app.ctx.realtime_task = asyncio.create_task(
+            realtime.run_background(), name="presence-sweep"
+        )
         # Revocations from other workers: drop cached account checks, disconnect sockets.
-        app.ctx.revocation_task = asyncio.create_task(services.revocations.run())
-        app.ctx.guard_task = asyncio.create_task(sio.sweep_unauthenticated())
-        app.ctx.pool_sampler = asyncio.create_task(metrics.sample_pool_forever(db.pool))
+        app.ctx.revocation_task = asyncio.create_task(
+            services.revocations.run(), name="revocation-listener"
+        )
+        app.ctx.guard_task = asyncio.create_task(
+            sio.sweep_unauthenticated(), name="socket-guard-sweep"
+        )
+        app.ctx.pool_sampler = asyncio.create_task(
+            metrics.sample_pool_forever(db.pool), name="pool-sampler"
+        )
         if relay is not None:
             await relay.start()
 

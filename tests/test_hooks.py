@@ -30,6 +30,11 @@ def test_every_hook_fits_the_installed_libraries():
     assert hooks.problems() == []
 
 
+def test_each_hooked_name_is_declared_once():
+    names = [hook.name for hook in hooks.HOOKS]
+    assert sorted(names) == sorted(set(names))
+
+
 def test_every_hook_names_a_test_that_exists():
     for hook in hooks.HOOKS:
         path, _, name = hook.test.partition("::")
