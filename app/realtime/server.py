@@ -91,7 +91,8 @@ def relay_for(sio: socketio.AsyncServer, settings: Settings) -> Relay | None:
     return Relay(
         sio.eio,
         settings.redis_url,
-        settings.redis_namespace,
+        # Its channels carry the Redis db too: pub/sub does not separate databases.
+        settings.pubsub_prefix,
         timeout=settings.relay_timeout,
         max_in_flight=settings.relay_max_in_flight,
     )
