@@ -19,6 +19,8 @@ from schemathesis.generation.modes import GenerationMode
 from tests.support import LiveServer, bearer
 
 EXAMPLES_PER_ROUTE = 120
+FUZZ_EMAIL = "fuzz@example.com"
+FUZZ_PASSWORD = "fuzz-password-1"
 FIGURES: Counter[str] = Counter()
 
 
@@ -28,7 +30,7 @@ def world(server: LiveServer) -> dict[str, str]:
     with httpx.Client(base_url=server.url, timeout=10) as api:
         admin = api.post(
             "/api/auth/register",
-            json={"email": "fuzz@example.com", "password": "fuzz-password-1"},
+            json={"email": FUZZ_EMAIL, "password": FUZZ_PASSWORD},
         ).json()
         session = api.post("/api/sessions", json={"userId": "fuzz"}).json()
         message = api.post(
@@ -54,12 +56,27 @@ def call(case: Any, mode: str, url: str, world: dict[str, str]) -> None:
             if name in world:
                 case.path_parameters[name] = world[name]
     response = case.call(base_url=url, headers=headers, timeout=10)
+    if mode.startswith("admin") and response.status_code == 401:
+        # The fuzzer logged its admin out (logout, logout-all, a password change): sign in
+        # again, so later cases keep exercising the routes as an admin.
+        _sign_in_again(url, world)
     FIGURES["requests"] += 1
     FIGURES[f"{response.status_code // 100}xx"] += 1
     assert response.status_code < 500, (case.method, case.formatted_path, response.text)
     if response.status_code >= 400:
         kind = response.headers.get("content-type") or [""]
         assert kind[0].startswith("application/json"), response.text
+
+
+def _sign_in_again(url: str, world: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, timeout=10) as api:
+        headers = bearer(world["admin"])
+        if api.get("/api/auth/me", headers=headers).status_code != 401:
+            return
+        r = api.post("/api/auth/login", json={"email": FUZZ_EMAIL, "password": FUZZ_PASSWORD})
+        if r.status_code == 200:
+            world["admin"] = r.json()["token"]
+            FIGURES["signed_in_again"] += 1
 
 
 def test_no_route_answers_5xx(server: LiveServer, world: dict[str, str]) -> None:
