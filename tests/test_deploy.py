@@ -140,7 +140,12 @@ def test_web_serves_on_port_with_two_workers(empty_database, redis_url):
         r = httpx.get(f"{url}/health", timeout=5)
         assert r.status_code == 200 and r.json() == {"status": "ok"}
         ready = httpx.get(f"{url}/health/ready", timeout=5)
-        assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+        body = ready.json()
+        assert {k: body[k] for k in ("status", "checks")} == {
+            "status": "ok",
+            "checks": {"database": "ok", "redis": "ok"},
+        }
+        assert body["relay"]["worker"]  # the answering worker's relay counters
         made = httpx.post(f"{url}/api/sessions", json={"userId": "u"}, timeout=5)
         assert made.status_code == 201
     finally:
