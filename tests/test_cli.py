@@ -231,7 +231,8 @@ def test_create_admin_on_an_unmigrated_database_says_to_migrate(unmigrated_datab
     ids=["database-scheme", "redis-scheme", "bad-port"],
 )  # fmt: skip
 def test_a_malformed_url_is_named_in_one_line_by_every_command(command, variable, url):
-    env = {"DATABASE_URL": url_of_database("postgres"), "REDIS_URL": "redis://127.0.0.1:6379"}
+    # A database that does not exist: a command that wrongly went on could change nothing.
+    env = {"DATABASE_URL": missing_database_url(), "REDIS_URL": "redis://127.0.0.1:6379"}
     env[variable] = url
     args = ["a@example.com", "--password", PASSWORD] if command == "create-admin" else []
     out = helpline(command, *args, **env)
