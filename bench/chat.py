@@ -201,27 +201,25 @@ def run(url: str, plan: Plan, workers: int, meter: Meter) -> dict[str, Any]:
 def pubsub_delta(
     before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
 ) -> dict[str, Any] | None:
-    """Per worker, what its Redis listener received, decoded and delivered in the phase
-    (None when the server does not report it: python-socketio's own manager decodes
-    every message on every worker)."""
+    """Per worker, what its Redis listener received from other workers in the phase and
+    how much of it reached a local socket (None when the server does not report it:
+    python-socketio's own manager receives and decodes every emit on every worker).
+    Every message received has its header decoded, so "decoded but undelivered" counts
+    all that was received and sent to no socket."""
     if not after:
         return None
     workers = [
         {k: v - before.get(host, {}).get(k, 0) for k, v in counters.items()}
         for host, counters in sorted(after.items())
     ]
-    decoded = sum(w["decoded"] for w in workers)
-    delivered = sum(w["delivered"] for w in workers)
     received = sum(w["received"] - w["own"] for w in workers)
+    delivered = sum(w["delivered"] for w in workers)
     return {
         "workers": workers,
         "received_from_others": received,
-        "decoded": decoded,
         "delivered": delivered,
-        "decoded_undelivered_pct": round(100 * (decoded - delivered) / decoded, 2)
-        if decoded
-        else 0.0,
-        "received_undecoded_pct": round(100 * (received - decoded) / received, 2)
+        "published": sum(w["published"] for w in workers),
+        "decoded_undelivered_pct": round(100 * (received - delivered) / received, 2)
         if received
         else 0.0,
     }

@@ -120,13 +120,6 @@ ROWS: list[tuple[str, str, str, str, bool]] = [
         "decoded_undelivered_pct_last",
         False,
     ),
-    (
-        "scaleout: received but not decoded, % (4 workers)",
-        "",
-        "scaleout",
-        "received_undecoded_pct_last",
-        False,
-    ),
     ("scaleout: lost / duplicated / errors", "0 / 0 / 0", "scaleout", "faults", False),
     ("idle: connections held on 1 worker", "all", "idle", "held", True),
     ("idle: RSS per connection KB", "≤ 40", "idle", "rss_per_connection_kb", False),

@@ -10,8 +10,10 @@ Here a worker SUBSCRIBEs to the channel of every named room one of its sockets i
 - Exactly once per client: an emit to rooms [r0, r1, ...] is published once on each
   room's channel; the copy from room i's channel goes to this worker's members of room i
   that are in none of r0..r(i-1). A socket in `session:x` and `admins` hears it once.
-- Header first: a published message is `<header JSON>\\n<body JSON>`; the body (the
-  event and its data) is decoded only when a local socket will receive it.
+- Header first: a published message is `<header JSON>\\n<body>`, the body being the
+  Socket.IO event's JSON array as the client will read it. A receiving worker reads the
+  header (who for), and sends the body to its sockets as it came, never decoded and
+  encoded again.
 - No gap on join: `enter_room` returns once Redis confirmed the room's subscription, so a
   history read after it cannot miss a message published in between.
 - Redis lost: the listener reconnects, subscribes again to every room in the local room
@@ -38,6 +40,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 import socketio
+from engineio import packet as eio_packet
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -51,8 +54,9 @@ LISTEN_RETRY_FIRST = 0.5
 LISTEN_RETRY_CAP = 2.0
 # How long `enter_room` waits for Redis to confirm a subscription before going on.
 SUBSCRIBE_WAIT = 2.0
-# Channels of rooms that emptied are unsubscribed this long after (joins churn).
-SWEEP_SECONDS = 5.0
+# Channels of rooms that emptied are unsubscribed within this many seconds (a leave and
+# a join again soon after cost no round trips).
+SWEEP_SECONDS = 1.0
 
 Resubscribed = Callable[[str, list[str]], Awaitable[None]]
 
@@ -75,8 +79,8 @@ class Counters:
 
     received: int = 0  # messages that arrived from Redis
     own: int = 0  # of those, published by this worker (already delivered locally)
-    decoded: int = 0  # bodies decoded
-    delivered: int = 0  # decoded messages that reached at least one local socket
+    decoded: int = 0  # control bodies decoded (an emit's body is forwarded as it is)
+    delivered: int = 0  # emits from other workers sent to at least one local socket
     published: int = 0  # PUBLISH commands sent
     resubscribed: int = 0  # times the room table was subscribed again after a loss
 
@@ -132,9 +136,10 @@ class RoomChannelManager(socketio.AsyncManager):
         await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
         if kwargs.get("ignore_queue") or callback is not None:
             return
-        # A tuple is several arguments: say so, JSON has no tuples.
-        several = isinstance(data, tuple)
-        body = orjson.dumps([event, list(data) if several else data, several])
+        # The Socket.IO event array, as AsyncManager.emit builds it: a tuple is several
+        # arguments, None none.
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        body = orjson.dumps([event, *args])
         await self._publish_to(namespace, room, skip_sid, "emit", body)
 
     async def enter_room(
@@ -370,12 +375,9 @@ class RoomChannelManager(socketio.AsyncManager):
             return
         if method == "emit":
             targets = self._targets(namespace, rooms, indices, skips)
-            if not targets:
-                return
-            self.counters.decoded += 1
-            event, data, several = orjson.loads(body)
-            self.counters.delivered += 1
-            await super().emit(event, tuple(data) if several else data, namespace, room=targets)
+            if targets:
+                self.counters.delivered += 1
+                await self._forward(namespace, body, targets)
             return
         self.counters.decoded += 1
         args = orjson.loads(body)
@@ -392,6 +394,19 @@ class RoomChannelManager(socketio.AsyncManager):
                 self.basic_leave_room(sid, namespace, args["room"])
             else:
                 await self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+
+    async def _forward(self, namespace: str, body: bytes, targets: list[str]) -> None:
+        """Send a published event to local sockets as it is: a Socket.IO EVENT packet is
+        `2`, the namespace unless it is `/`, and the JSON array (Engine.IO's public
+        `send_packet`, what python-socketio's own emit ends in)."""
+        prefix = "2" if namespace == "/" else f"2{namespace},"
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, prefix + body.decode())
+        sends = []
+        for sid in targets:
+            eio_sid = self.eio_sid_from_sid(sid, namespace)
+            if eio_sid is not None:
+                sends.append(self.server.eio.send_packet(eio_sid, pkt))
+        await asyncio.gather(*sends)
 
     def _targets(
         self,
