@@ -9,6 +9,7 @@ median of each figure, so the ratios compare like with like on a shared, noisy m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -252,9 +253,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=None, help="runs per side (full mode: 2), alternated"
     )
+    parser.add_argument(
+        "--rates", default=None, help="steps: comma-separated msgs/s (a loaded machine needs fewer)"
+    )
+    parser.add_argument("--scaleout-rate", type=float, default=None, help="scaleout: msgs/s")
     args = parser.parse_args(argv)
     name = "smoke" if args.smoke else "short" if args.short else "full"
     mode = MODES[name]
+    if args.rates and mode.steps_plan is not None:
+        phases = tuple(
+            dataclasses.replace(mode.steps_plan.phases[0], rate=float(r))
+            for r in args.rates.split(",")
+        )
+        mode = dataclasses.replace(
+            mode, steps_plan=dataclasses.replace(mode.steps_plan, phases=phases)
+        )
+    if args.scaleout_rate and mode.scaleout_plan is not None:
+        plan = mode.scaleout_plan
+        phases = (dataclasses.replace(plan.phases[0], rate=args.scaleout_rate),)
+        mode = dataclasses.replace(mode, scaleout_plan=dataclasses.replace(plan, phases=phases))
     baseline_ref = args.baseline or (DEFAULT_BASELINE if name == "full" else "none")
     stats.raise_nofile()
     LOGS.mkdir(parents=True, exist_ok=True)
