@@ -198,11 +198,16 @@ class Guards:
 
 
 def queued_size(item: Any) -> int:
-    """Bytes an Engine.IO packet will take on the wire (roughly: its encoded data)."""
-    data = getattr(item, "data", None)
-    if isinstance(data, str | bytes):
-        return len(data) + 1
-    return 16
+    """What an Engine.IO packet will take on the wire: the length of the frame its
+    websocket writer sends, so that `SendQueue.sent` takes back exactly what `_put` added
+    (a residue would never drain, and an idle client would look stalled after its first
+    ping). `encode()` caches its text, so the writer does not encode twice; a binary
+    packet is measured without encoding, since its cache would fix the b64 choice."""
+    if item is None:
+        return 0
+    if getattr(item, "binary", False):
+        return len(item.data)
+    return len(item.encode())
 
 
 class SendQueue(asyncio.Queue[Any]):
