@@ -248,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         default="chat,steps,scaleout,idle,rest",
         help="comma-separated scenarios to run",
     )
+    parser.add_argument(
+        "--idle-connections",
+        type=int,
+        default=None,
+        help="connections of the idle scenario (default: the mode's)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the report")
 
     parser.add_argument(
@@ -272,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = mode.scaleout_plan
         phases = (dataclasses.replace(plan.phases[0], rate=args.scaleout_rate),)
         mode = dataclasses.replace(mode, scaleout_plan=dataclasses.replace(plan, phases=phases))
+    if args.idle_connections is not None:
+        mode = dataclasses.replace(mode, idle_connections=args.idle_connections)
     baseline_ref = args.baseline or (DEFAULT_BASELINE if name == "full" else "none")
     stats.raise_nofile()
     LOGS.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
-"""Idle websocket connections held by one worker, and the memory each one costs.
+"""Idle websocket connections held by one worker, and the memory and CPU each one costs.
 
 Every connection completes the Engine.IO handshake and a Socket.IO CONNECT with a
-customer token (so the worker also tracks its presence), then only answers pings.
+customer token (so the worker also tracks its presence), then only answers pings. The
+worker's CPU is read over the window between the early and the final memory reading:
+with `settle` a ping interval and a margin that window holds one ping, one pong and one
+presence heartbeat per connection, and nothing else but the worker's own timers.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import multiprocessing as mp
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -29,12 +33,23 @@ EARLY_READ_SECONDS = 3.0
 class Meter(Protocol):
     def rss_per_worker(self) -> list[int]: ...
 
+    def cpu_seconds(self) -> float: ...
+
 
 def run(
-    url: str, jwt_secret: str, connections: int, processes: int, meter: Meter, settle: float
+    url: str,
+    jwt_secret: str,
+    connections: int,
+    processes: int,
+    meter: Meter,
+    settle: float,
+    while_held: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Hold `connections` idle websockets on the worker behind `url` and measure it;
+    `while_held` runs after the readings with every connection still open (the memory
+    account snapshots the worker there)."""
     tokens = Tokens(Settings(jwt_secret=jwt_secret))
-    asyncio.run(_hold([tokens.customer(uuid.uuid4())], url, None))  # warm the code paths
+    warm = asyncio.run(_hold([tokens.customer(uuid.uuid4())], url, None))  # warm the code paths
     time.sleep(1)
     before = sum(meter.rss_per_worker())
     ctx = mp.get_context("spawn")
@@ -52,17 +67,24 @@ def run(
     connect_seconds = time.monotonic() - started
     time.sleep(min(EARLY_READ_SECONDS, settle))
     early = sum(meter.rss_per_worker())
+    cpu0, t0 = meter.cpu_seconds(), time.monotonic()
     time.sleep(max(0.0, settle - EARLY_READ_SECONDS))
+    cpu1, t1 = meter.cpu_seconds(), time.monotonic()
     after = sum(meter.rss_per_worker())
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=60)  # measured: the clients count what is open and was pinged
     outs = [queue.get(timeout=120) for _ in procs]
+    extra = while_held() if while_held is not None else {}
+    barrier.wait(timeout=600)  # released: the clients close
     for proc in procs:
-        proc.join(timeout=10)
+        proc.join(timeout=60)
+    # Only a window of a whole ping interval holds every connection's ping once.
+    whole_cycle = t1 - t0 >= 0.95 * warm["ping_interval"]
     held = sum(o["held"] for o in outs)
     errors = [e for o in outs for e in o["errors"]]
     return {
         "connections": connections,
         "held": held,
+        "pinged": sum(o.get("pinged", 0) for o in outs),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:5],
         "connect_seconds": round(connect_seconds, 1),
@@ -71,20 +93,22 @@ def run(
         "settle_seconds": settle,
         "rss_per_connection_kb": round((after - before) / max(held, 1) / 1024, 1),
         "rss_per_connection_kb_read_early": round((early - before) / max(held, 1) / 1024, 1),
+        "idle_window_s": round(t1 - t0, 1),
+        "idle_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2) if whole_cycle else None,
+        **extra,
     }
 
 
 def _process_main(tokens: list[str], url: str, barrier: Any, queue: Any) -> None:
     stats.raise_nofile()
     try:
-        out = asyncio.run(_hold(tokens, url, barrier))
+        asyncio.run(_hold(tokens, url, barrier, queue))
     except BaseException as exc:
         barrier.abort()
-        out = {"held": 0, "errors": [repr(exc)]}
-    queue.put(out)
+        queue.put({"held": 0, "pinged": 0, "errors": [repr(exc)]})
 
 
-async def _hold(tokens: list[str], url: str, barrier: Any) -> dict[str, Any]:
+async def _hold(tokens: list[str], url: str, barrier: Any, queue: Any = None) -> dict[str, Any]:
     errors: list[str] = []
     clients: list[SioClient] = []
     gate = asyncio.Semaphore(100)
@@ -100,10 +124,17 @@ async def _hold(tokens: list[str], url: str, barrier: Any) -> dict[str, Any]:
                     errors.append(repr(exc))
 
         await asyncio.gather(*(one(t) for t in tokens))
+        out: dict[str, Any] = {"ping_interval": clients[0].ping_interval if clients else 0.0}
         if barrier is not None:
             await asyncio.to_thread(barrier.wait)  # all connected
             await asyncio.to_thread(barrier.wait)  # measured
-        held = sum(1 for c in clients if c.open)
+            out = {
+                "held": sum(1 for c in clients if c.open),
+                "pinged": sum(1 for c in clients if c.open and c.pings > 0),
+                "errors": errors,
+            }
+            queue.put(out)
+            await asyncio.to_thread(barrier.wait)  # released
         for client in clients:
             await client.close()
-    return {"held": held, "errors": errors}
+    return out

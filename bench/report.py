@@ -122,7 +122,9 @@ ROWS: list[tuple[str, str, str, str, bool]] = [
     ),
     ("scaleout: lost / duplicated / errors", "0 / 0 / 0", "scaleout", "faults", False),
     ("idle: connections held on 1 worker", "all", "idle", "held", True),
-    ("idle: RSS per connection KB", "≤ 40", "idle", "rss_per_connection_kb", False),
+    ("idle: connections pinged and answering", "all", "idle", "pinged", True),
+    ("idle: RSS per connection KB", "≤ 20", "idle", "rss_per_connection_kb", False),
+    ("idle: worker CPU % of a core while idle", "< 5", "idle", "idle_cpu_percent", False),
     (
         "idle: RSS per connection KB read 3 s in (before issue 15)",
         "",

@@ -30,6 +30,8 @@ class SioClient:
         self.ws_url = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
         self.token = token
         self.eio_sid = ""
+        self.ping_interval = 0.0
+        self.pings = 0
         self.listener: Listener | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
@@ -52,7 +54,9 @@ class SioClient:
             opened = await ws.receive_str(timeout=wait)
             if not opened.startswith("0"):
                 raise RuntimeError(f"unexpected Engine.IO open packet {opened[:40]!r}")
-            self.eio_sid = orjson.loads(opened[1:])["sid"]
+            handshake = orjson.loads(opened[1:])
+            self.eio_sid = handshake["sid"]
+            self.ping_interval = handshake["pingInterval"] / 1000
             await ws.send_str("40" + orjson.dumps({"token": self.token}).decode())
             while True:
                 answer = await ws.receive_str(timeout=wait)
@@ -91,6 +95,7 @@ class SioClient:
                 break
             text: str = msg.data
             if text == "2":
+                self.pings += 1
                 await ws.send_str("3")
             elif text.startswith("42"):
                 if self.listener is not None:

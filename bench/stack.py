@@ -177,6 +177,8 @@ class Server:
     namespace: str = field(default_factory=lambda: f"helpline-bench-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Another entry point than the Procfile's (the memory account's traced server).
+    command: list[str] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -197,7 +199,7 @@ class Server:
         }
         log = open(log_path, "ab")  # noqa: SIM115 - the child writes to it
         self.process = subprocess.Popen(
-            web_command(self.code_dir),
+            self.command or web_command(self.code_dir),
             cwd=self.code_dir,
             env=env,
             stdout=log,
