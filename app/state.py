@@ -46,6 +46,14 @@ class State(Protocol):
         """Drop `member` from set `key`; returns the live members left."""
         ...
 
+    async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
+        """`mark` for many (key, member) pairs at once, without the counts (a heartbeat)."""
+        ...
+
+    async def schedule_many(self, key: str, due: dict[str, float]) -> None:
+        """`schedule` for many members at once."""
+        ...
+
     async def schedule(self, key: str, member: str, at: float) -> None:
         """Note that `member` falls due at wall-clock time `at` (re-scheduling moves it)."""
         ...
@@ -91,6 +99,18 @@ if count > 0 then redis.call('DECR', KEYS[1]) end
 return count
 """
 
+# Many `mark`s in one command (a worker's presence heartbeat): KEYS are the sets, ARGV
+# the time, the TTL and then each key's member. Packing three commands per connection
+# into a pipeline cost the worker ~60 µs of CPU per idle connection per beat.
+MARK_MANY = """
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, now + ttl, ARGV[i + 2])
+  redis.call('EXPIRE', key, ttl)
+end
+return #KEYS
+"""
 
 REDIS_POOL_SIZE = 64
 
@@ -114,6 +134,7 @@ class RedisState:
         self._take_due = self.redis.register_script(TAKE_DUE)
         self._hit = self.redis.register_script(HIT)
         self._refund = self.redis.register_script(REFUND)
+        self._mark_many = self.redis.register_script(MARK_MANY)
 
     async def hit(self, key: str, window: int) -> tuple[int, int]:
         count, millis = await self._hit(keys=[self.prefix + key], args=[window])
@@ -165,8 +186,19 @@ class RedisState:
             *_, live = await pipe.execute()
         return int(live)
 
+    async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
+        if entries:
+            await self._mark_many(
+                keys=[self.prefix + key for key, _ in entries],
+                args=[time.time(), ttl, *(member for _, member in entries)],
+            )
+
     async def schedule(self, key: str, member: str, at: float) -> None:
         await self.redis.zadd(self.prefix + key, {member: at})
+
+    async def schedule_many(self, key: str, due: dict[str, float]) -> None:
+        if due:
+            await self.redis.zadd(self.prefix + key, due)
 
     async def take_due(self, key: str, now: float) -> list[str]:
         return list(await self._take_due(keys=[self.prefix + key], args=[now]))
@@ -254,8 +286,15 @@ class MemoryState:
         members.pop(member, None)
         return len(members)
 
+    async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
+        for key, member in entries:
+            await self.mark(key, member, ttl)
+
     async def schedule(self, key: str, member: str, at: float) -> None:
         self._sets.setdefault(key, {})[member] = at
+
+    async def schedule_many(self, key: str, due: dict[str, float]) -> None:
+        self._sets.setdefault(key, {}).update(due)
 
     async def take_due(self, key: str, now: float) -> list[str]:
         members = self._sets.get(key, {})

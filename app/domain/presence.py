@@ -124,6 +124,15 @@ async def customer_heartbeat(ctx: Services, session_id: uuid.UUID, connection: s
     return live
 
 
+async def customer_heartbeats(ctx: Services, connections: list[tuple[uuid.UUID, str]]) -> None:
+    """`customer_heartbeat` for a worker's connections at once: an idle worker's beat is
+    two Redis round trips per batch instead of two per connection."""
+    ttl = ctx.settings.presence_ttl
+    await ctx.state.mark_many([(_presence_key(str(s)), sid) for s, sid in connections], ttl)
+    due = time.time() + ttl
+    await ctx.state.schedule_many(PRESENCE_DEADLINES, {str(s): due for s, _ in connections})
+
+
 async def customer_offline(ctx: Services, session_id: uuid.UUID, connection: str) -> None:
     live = await ctx.state.unmark(_presence_key(str(session_id)), connection)
     if live == 0:

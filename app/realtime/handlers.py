@@ -30,6 +30,8 @@ from app.revocation import Revocation
 from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
+# Customer connections kept alive per Redis pipeline by the presence heartbeat.
+HEARTBEAT_BATCH = 500
 
 Handler = Callable[["Connection", Any], Awaitable[dict[str, Any]]]
 
@@ -257,13 +259,16 @@ class Realtime:
                     await self.credentials.sweep(self.connections.values())
                 await presence.sweep(self.ctx)
                 if tick % beat_every == 0:
+                    customers = []
                     for conn in list(self.connections.values()):
                         if conn.principal.is_admin:
                             await team.staff_online(self.ctx, conn.principal.subject, conn.sid)
                         else:
-                            await presence.customer_heartbeat(
-                                self.ctx, conn.principal.subject, conn.sid
-                            )
+                            customers.append((conn.principal.subject, conn.sid))
+                    for at in range(0, len(customers), HEARTBEAT_BATCH):
+                        await presence.customer_heartbeats(
+                            self.ctx, customers[at : at + HEARTBEAT_BATCH]
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: try again next tick
