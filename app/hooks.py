@@ -79,9 +79,10 @@ HOOKS: list[Hook] = [
             ("engineio.async_socket.AsyncSocket.schedule_ping", "self._send_ping"),
         ),
         used_by="app/realtime/engine.py EngineIO.start_background_task (by function name)",
-        why="the per-session ping timers are found by name and cancelled at shutdown "
-        "(else one 'Task was destroyed but it is pending' per client)",
-        test="tests/test_shutdown.py::test_a_stopped_server_exits_cleanly_leaving_no_pending_tasks",
+        why="a session's next ping goes to the shared timer of app/realtime/pings.py instead "
+        "of a sleeping task per session: docs/upstream/engineio-shared-ping-timer.md",
+        test="tests/test_lean_websocket.py::"
+        "test_pings_of_many_sessions_share_one_task_and_silent_ones_are_closed",
     ),
     Hook(
         library="python-engineio",
@@ -226,19 +227,6 @@ HOOKS += [
         test=_GUARDS + "test_binary_packets_are_refused_and_never_stored",
     ),
     Hook(
-        library="python-engineio",
-        name="engineio.async_drivers.sanic.WebSocket.__init__",
-        kind="function",
-        params=("self", "handler", "server"),
-        called_in=(
-            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "_async['websocket']("),
-            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "self._websocket_handler"),
-        ),
-        used_by="app/realtime/guards.py GuardedEngine.__init__ (wraps _async['websocket'])",
-        why="a websocket session knows its TCP transport and counts the bytes it sends",
-        test=_GUARDS + "test_a_client_that_never_reads_is_closed_and_its_queue_dropped",
-    ),
-    Hook(
         library="python",
         name="asyncio.queues.Queue._put",
         kind="function",
@@ -256,6 +244,79 @@ HOOKS += [
         used_by="app/realtime/guards.py SendQueue._get",
         why="the same, as bytes leave",
         test=_GUARDS + "test_a_client_that_never_reads_is_closed_and_its_queue_dropped",
+    ),
+]
+
+# Idle connections (issue 16): the lean websocket transport (app/realtime/websocket.py)
+# and the shared ping timer (app/realtime/pings.py).
+_LEAN = "tests/test_lean_websocket.py::"
+_OUTLIVES = _LEAN + "test_a_websocket_outlives_the_request_that_opened_it"
+HOOKS += [
+    Hook(
+        library="python-engineio",
+        name="engineio.async_drivers.sanic._async",
+        kind="mapping",
+        keys=("websocket", "create_route", "translate_request"),
+        called_in=(
+            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "_async['websocket']("),
+            ("engineio.async_socket.AsyncSocket._upgrade_websocket", "self._websocket_handler"),
+            ("engineio.async_server.AsyncServer.attach", "_async['create_route']("),
+        ),
+        used_by="app/realtime/websocket.py driver (LeanWebSocket, create_route, the environ)",
+        why="an accepted websocket is taken over by a protocol of ours (no task, queue or "
+        "Sanic request per connection): docs/upstream/engineio-lean-websocket.md",
+        test=_OUTLIVES,
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.async_socket.AsyncSocket._websocket_handler",
+        kind="coroutine function",
+        params=("self", "ws"),
+        used_by="app/realtime/websocket.py LeanWebSocket (its __self__ is the session)",
+        why="the session being upgraded is the handler's owner",
+        test=_OUTLIVES,
+    ),
+    Hook(
+        library="python-engineio",
+        name="engineio.base_socket.BaseSocket.__init__",
+        kind="function",
+        params=("self", "server", "sid"),
+        called_in=(("engineio.base_socket.BaseSocket.__init__", "self.queue = "),),
+        used_by="app/realtime/websocket.py LeanSocket.take_over (drops the queue)",
+        why="an upgraded session writes to its transport; its polling queue is let go",
+        test=_LEAN + "test_a_message_in_fragments_is_reassembled",
+    ),
+    Hook(
+        library="sanic",
+        name="sanic.app.Sanic.handle_request",
+        kind="coroutine function",
+        params=("self", "request"),
+        called_in=(("sanic.app.Sanic.handle_request", 'hasattr(handler, "is_websocket")'),),
+        used_by="app/realtime/websocket.py create_route (is_websocket on the endpoint)",
+        why="the endpoint returns no response once the websocket took the connection over",
+        test=_OUTLIVES,
+    ),
+    Hook(
+        library="sanic",
+        name="sanic.server.protocols.base_protocol.SanicProtocol.close",
+        kind="function",
+        params=("self",),
+        called_in=(
+            ("sanic.server.protocols.base_protocol.SanicProtocol.close", "self.transport is None"),
+            (
+                "sanic.server.protocols.base_protocol.SanicProtocol.connection_made",
+                "self.connections.add(self)",
+            ),
+            (
+                "sanic.server.protocols.http_protocol.HttpProtocol.check_timeouts",
+                "self._callback_check_timeouts = ",
+            ),
+        ),
+        used_by="app/realtime/websocket.py detach (transport, connections, "
+        "_callback_check_timeouts of Sanic's protocol)",
+        why="Sanic lets go of a connection the websocket took: no timeout, no close when the "
+        "handler returns, no wait for it at stop",
+        test=_OUTLIVES,
     ),
 ]
 

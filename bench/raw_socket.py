@@ -57,17 +57,42 @@ class RawSocket:
             raw.opened = await raw.recv()
         return raw
 
-    def _frame(self, opcode: int, payload: bytes) -> bytes:
-        mask = os.urandom(4)
+    def _frame(
+        self, opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True
+    ) -> bytes:
+        first = (0x80 if fin else 0) | opcode
+        bit = 0x80 if masked else 0
         n = len(payload)
         if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+            head = struct.pack("!BB", first, bit | n)
         elif n < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+            head = struct.pack("!BBH", first, bit | 126, n)
         else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return head + mask + masked
+            head = struct.pack("!BBQ", first, bit | 127, n)
+        if not masked:
+            return head + payload
+        mask = os.urandom(4)
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    async def send_frame(
+        self, opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True
+    ) -> None:
+        """Any frame, as a client that breaks the rules might send it."""
+        self.writer.write(self._frame(opcode, payload, fin=fin, masked=masked))
+        await self.writer.drain()
+
+    async def read_frame(self, within: float = 10) -> tuple[int, bytes] | None:
+        """The next frame as (opcode, payload), Engine.IO pings included; None at EOF."""
+        try:
+            first, second = await asyncio.wait_for(self.reader.readexactly(2), within)
+            n = second & 0x7F
+            if n == 126:
+                (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif n == 127:
+                (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            return first & 0x0F, await self.reader.readexactly(n)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
 
     async def send(self, text: str) -> None:
         self.writer.write(self._frame(0x1, text.encode()))

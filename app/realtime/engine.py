@@ -1,4 +1,4 @@
-"""python-engineio's server with two fixes every worker of ours needs (their private
+"""python-engineio's server with the fixes every worker of ours needs (their private
 names are declared in app/hooks.py, checked at start-up).
 
 - A long-polling client that says goodbye is answered at once. On a client's CLOSE
@@ -6,28 +6,37 @@ names are declared in app/hooks.py, checked at start-up).
   then hangs until the ping timeout (~30 s): clients that wait for it on disconnect
   (python-socketio's, for one) took that long to leave. A NOOP ends that GET.
 - Shutdown closes every session and leaves no ping timers behind. A long-polling client's
-  pending GET held Sanic's stop until its graceful timeout (15 s); and each session sleeps
-  in a task of its own until its next ping, still pending when the loop closed, so asyncio
-  logged "Task was destroyed but it is pending" once per connected client.
+  pending GET held Sanic's stop until its graceful timeout (15 s).
+- Idle sessions cost little (docs/idle-memory.md): websockets run on the lean transport of
+  `app/realtime/websocket.py`, and pings come from one shared timer (`pings.py`) instead
+  of a sleeping task per session and a service task walking them all.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import engineio
 from engineio import packet
 
+from app.realtime import websocket
 from app.realtime.guards import GuardedEngine, GuardedServer
+from app.realtime.pings import PingWheel
+
+# The coroutine AsyncSocket.schedule_ping starts a task for (declared in app/hooks.py).
+PING_TASK = "_send_ping"
 
 
 class EngineIO(GuardedEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The ping wheel finds the sessions that stopped answering.
+        kwargs["monitor_clients"] = False
         super().__init__(*args, **kwargs)
-        self._ping_timers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.pings = PingWheel(self)
+        # A per-server copy: the driver's dict is shared module state.
+        self._async = websocket.driver(self._async)
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         result = await super()._trigger_event(event, *args, **kwargs)
@@ -38,17 +47,18 @@ class EngineIO(GuardedEngine):
         return result
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        task = super().start_background_task(target, *args, **kwargs)
-        if getattr(target, "__name__", "") == "_send_ping":
-            self._ping_timers.add(task)
-        return task
+        if getattr(target, "__name__", "") == PING_TASK:
+            # AsyncSocket.schedule_ping: the wheel pings instead of a task per session.
+            self.pings.schedule(target.__self__)  # type: ignore[attr-defined]
+            return None
+        return super().start_background_task(target, *args, **kwargs)
 
     async def shutdown(self) -> None:
         # Every session ends with a CLOSE packet: a long-poll GET waiting for packets is
         # answered (Sanic would otherwise hold the stop for it), and clients reconnect,
         # to another worker. All at once: each close runs the disconnect handlers, and
-        # thousands in a row took longer than a platform's kill window. The ping timers
-        # are cancelled even if the stop cuts this short.
+        # thousands in a row took longer than a platform's kill window. The ping timer
+        # is cancelled even if the stop cuts this short.
         try:
             sockets = list(self.sockets.values())
             await asyncio.gather(
@@ -57,8 +67,7 @@ class EngineIO(GuardedEngine):
             )
             await super().shutdown()
         finally:
-            for task in list(self._ping_timers):
-                task.cancel()
+            self.pings.cancel()
 
 
 class SocketIO(GuardedServer):

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,48 +278,20 @@ def terminate(eio: Any, socket: Any, why: str) -> None:
     task = asyncio.ensure_future(socket.close(wait=False, abort=True, reason=why))
     _background.add(task)
     task.add_done_callback(_background.discard)
-    # A long-poll GET or the websocket writer waiting on the queue ends.
-    queue.put_nowait(None)
+    # A long-poll GET waiting on the queue ends (an upgraded session has none).
+    if queue is not None:
+        queue.put_nowait(None)
 
 
 _background: set[asyncio.Future[Any]] = set()
 
 
 class GuardedEngine(engineio.AsyncServer):
-    """python-engineio's server with byte-counted send queues, and each websocket
-    session knowing its TCP transport (so it can be aborted)."""
+    """python-engineio's server with byte-counted send queues (long-polling sessions;
+    a websocket's bytes are counted by its transport, app/realtime/websocket.py)."""
 
     queue_limit: int | None = None
     _async: dict[str, Any]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        driver = self._async["websocket"]
-
-        def websocket(handler: Any, server: Any) -> Callable[[dict[str, Any]], Awaitable[Any]]:
-            ws = driver(handler, server)
-            owner = getattr(handler, "__self__", None)
-
-            async def run(environ: dict[str, Any]) -> Any:
-                request = environ.get("sanic.request")
-                if owner is not None and request is not None:
-                    owner.helpline_transport = request.transport
-                queue = getattr(owner, "queue", None)
-                if isinstance(queue, SendQueue):
-                    queue.counted_on_send = True
-                    send = ws.send
-
-                    async def counted_send(message: Any) -> None:
-                        await send(message)
-                        queue.sent(len(message))
-
-                    ws.send = counted_send
-                return await ws(environ)
-
-            return run
-
-        # A per-server copy: the driver's dict is shared module state.
-        self._async = {**self._async, "websocket": websocket}
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         if self.queue_limit is None:
@@ -331,10 +303,13 @@ class GuardedEngine(engineio.AsyncServer):
         if socket is None:
             queue.drop_all()
             return
+        self.close_slow_reader(socket)
+
+    def close_slow_reader(self, socket: Any) -> None:
         log.warning(
             "socket %s closed: over %d bytes queued for a client that does not read",
             socket.sid,
-            queue.limit,
+            self.queue_limit,
         )
         terminate(self, socket, "send queue full")
 
@@ -452,15 +427,22 @@ class GuardedServer(socketio.AsyncServer):
                 continue
             now = time.monotonic()
             for socket in list(self.eio.sockets.values()):
-                queue = socket.queue
-                if isinstance(queue, SendQueue) and queue.stalled(now) and not socket.closed:
-                    log.warning(
-                        "socket %s closed: its client took nothing of %d queued bytes in %ds",
-                        socket.sid,
-                        queue.bytes,
-                        STALL_SECONDS,
-                    )
-                    terminate(self.eio, socket, "client stopped reading")
+                queue, ws = socket.queue, getattr(socket, "ws", None)
+                if socket.closed:
+                    continue
+                if isinstance(queue, SendQueue) and queue.stalled(now):
+                    waiting = queue.bytes
+                elif ws is not None and ws.stalled(now, STALL_SECONDS):
+                    waiting = ws.waiting()  # a websocket's bytes wait in its transport
+                else:
+                    continue
+                log.warning(
+                    "socket %s closed: its client took nothing of %d queued bytes in %ds",
+                    socket.sid,
+                    waiting,
+                    STALL_SECONDS,
+                )
+                terminate(self.eio, socket, "client stopped reading")
             for eio_sid in guards.expired(time.monotonic()):
                 if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
                     # Authenticated: no longer watched for the timeout (kept for the rest).
