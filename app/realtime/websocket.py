@@ -90,6 +90,7 @@ class WebSocketConnection(asyncio.Protocol):
         "socket",
         "stuck",
         "transport",
+        "written",
     )
 
     def __init__(self, transport: asyncio.Transport, socket: LeanSocket, max_size: int) -> None:
@@ -101,7 +102,9 @@ class WebSocketConnection(asyncio.Protocol):
         self.fragments: list[bytes] | None = None
         # A polling session upgrading: 0 = waiting for "2probe", 1 = for the UPGRADE.
         self.probing: int | None = None if socket.upgraded else 0
-        # (bytes waiting in the transport, since when) while some are: see `stalled`.
+        # Bytes written to the transport, and (how many of them the kernel had taken,
+        # since when) while some wait: see `stalled`.
+        self.written = 0
         self.stuck: tuple[int, float] | None = None
 
     # Writing
@@ -115,10 +118,13 @@ class WebSocketConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if isinstance(encoded, bytes):
-            transport.write(frame(OP_BINARY, encoded))
-        else:
-            transport.write(frame(OP_TEXT, encoded.encode()))
+        data = (
+            frame(OP_BINARY, encoded)
+            if isinstance(encoded, bytes)
+            else frame(OP_TEXT, encoded.encode())
+        )
+        transport.write(data)
+        self.written += len(data)
         # What the kernel would not take waits here, for a client that does not read:
         # past the guards' cap (SOCKET_QUEUE_BYTES) it is closed (app/realtime/guards.py).
         server = self.socket.server
@@ -143,14 +149,15 @@ class WebSocketConnection(asyncio.Protocol):
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def stalled(self, now: float, seconds: float) -> bool:
-        """Bytes wait for the client and none has left for `seconds` (the guards' sweep
-        asks every second: a websocket's queue is its transport's buffer)."""
+        """Bytes wait for the client and the kernel has taken none for `seconds` (the
+        guards' sweep asks every second: a websocket's queue is its transport's buffer)."""
         waiting = self.waiting()
         if waiting == 0:
             self.stuck = None
             return False
-        if self.stuck is None or waiting < self.stuck[0]:
-            self.stuck = (waiting, now)
+        taken = self.written - waiting
+        if self.stuck is None or taken > self.stuck[0]:
+            self.stuck = (taken, now)
             return False
         return now - self.stuck[1] > seconds
 
