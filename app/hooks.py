@@ -88,14 +88,17 @@ HOOKS: list[Hook] = [
         library="python-engineio",
         name="engineio.async_drivers.sanic._async",
         kind="mapping",
-        keys=("translate_request", "make_response"),
+        keys=("translate_request", "make_response", "websocket", "create_route"),
         called_in=(
             ("engineio.async_server.AsyncServer.handle_request", "_async['translate_request']"),
             ("engineio.async_server.AsyncServer._make_response", "_async['make_response']"),
+            ("engineio.async_server.AsyncServer.attach", "_async['create_route']("),
         ),
-        used_by="app/realtime/affinity.py AffinityEngineIO.__init__ (a per-server copy)",
+        used_by="app/realtime/affinity.py AffinityEngineIO.__init__ (a per-server copy); "
+        "app/realtime/websocket.py driver (websocket, create_route, translate_request)",
         why="relayed polling requests come in as environs and go back as plain dicts; "
-        "bodies are read from a small reader instead of a per-request class",
+        "bodies are read from a small reader instead of a per-request class; websockets "
+        "run on our transport (the next hooks)",
         test=_RELAY,
     ),
     Hook(
@@ -254,13 +257,12 @@ _OUTLIVES = _LEAN + "test_a_websocket_outlives_the_request_that_opened_it"
 HOOKS += [
     Hook(
         library="python-engineio",
-        name="engineio.async_drivers.sanic._async",
-        kind="mapping",
-        keys=("websocket", "create_route", "translate_request"),
+        name="engineio.async_socket.AsyncSocket._upgrade_websocket",
+        kind="coroutine function",
+        params=("self", "environ"),
         called_in=(
             ("engineio.async_socket.AsyncSocket._upgrade_websocket", "_async['websocket']("),
             ("engineio.async_socket.AsyncSocket._upgrade_websocket", "self._websocket_handler"),
-            ("engineio.async_server.AsyncServer.attach", "_async['create_route']("),
         ),
         used_by="app/realtime/websocket.py driver (LeanWebSocket, create_route, the environ)",
         why="an accepted websocket is taken over by a protocol of ours (no task, queue or "
