@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -255,13 +256,26 @@ def test_create_admin_at_end_of_input_changes_nothing(db, database_url):
     assert "no input" in one_line_failure(out)
 
 
+async def reading_stdin(pid: int, within: float = 60) -> None:
+    """Until the process is blocked reading fd 0 (Linux: /proc/<pid>/syscall is `0 0x0 …`,
+    read(0, …)): a Ctrl-C before that would land in the interpreter's start-up instead."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        with contextlib.suppress(OSError):
+            syscall = await asyncio.to_thread(Path(f"/proc/{pid}/syscall").read_text)
+            if syscall.startswith("0 0x0 "):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the command never waited for stdin")
+
+
 async def test_create_admin_interrupted_by_ctrl_c_exits_130(database_url):
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "create-admin", "a@example.com",
         cwd=ROOT, env={**os.environ, **SERVER_ENV, "DATABASE_URL": database_url},
         stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    await asyncio.sleep(2)  # it is waiting for the password on stdin
+    await reading_stdin(process.pid)
     process.send_signal(signal.SIGINT)
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 130
