@@ -37,6 +37,7 @@ class SioClient:
         self._ids = itertools.count(1)
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._early: list[str] = []
 
     @property
     def worker(self) -> str:
@@ -62,6 +63,13 @@ class SioClient:
                 answer = await ws.receive_str(timeout=wait)
                 if answer == "2":
                     await ws.send_str("3")
+                    continue
+                if answer.startswith("42"):
+                    # An event can come before the CONNECT answer: the server's connect
+                    # handler joins rooms (staff: `admins`) before python-socketio sends
+                    # that answer. socket.io-client keeps such events until it is
+                    # connected (its receive buffer); so does this client.
+                    self._early.append(answer)
                     continue
                 break
             if answer.startswith("44"):
@@ -89,6 +97,9 @@ class SioClient:
     async def _read(self) -> None:
         assert self._ws is not None
         ws = self._ws
+        for text in self._early:
+            self._event(text)
+        self._early.clear()
         # aiohttp answers the server's websocket-level pings itself (autoping).
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
@@ -98,9 +109,7 @@ class SioClient:
                 self.pings += 1
                 await ws.send_str("3")
             elif text.startswith("42"):
-                if self.listener is not None:
-                    event, *args = orjson.loads(text[2:])
-                    self.listener(event, args[0] if args else None)
+                self._event(text)
             elif text.startswith("43"):
                 body = text.index("[")
                 future = self._acks.get(int(text[2:body]))
@@ -110,6 +119,11 @@ class SioClient:
         for future in self._acks.values():
             if not future.done():
                 future.set_exception(ConnectionError("socket closed"))
+
+    def _event(self, text: str) -> None:
+        if self.listener is not None:
+            event, *args = orjson.loads(text[2:])
+            self.listener(event, args[0] if args else None)
 
     async def close(self) -> None:
         if self._ws is not None:
