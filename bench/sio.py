@@ -97,8 +97,8 @@ class SioClient:
     async def _read(self) -> None:
         assert self._ws is not None
         ws = self._ws
-        for text in self._early:
-            self._event(text)
+        for early in self._early:
+            self._event(early)
         self._early.clear()
         # aiohttp answers the server's websocket-level pings itself (autoping).
         async for msg in ws:
