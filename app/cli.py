@@ -17,7 +17,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 
-from app.config import ConfigError, Settings
+from app.config import GENERATED_SECRET_VAR, ConfigError, Settings
 from app.failures import explain
 
 # Whoever runs the CLI already holds the database: they act as an admin would.
@@ -206,6 +206,10 @@ def _run(args: argparse.Namespace) -> int:
     # piccolo_conf.py is found on the path, as Piccolo's own CLI finds it.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    # Each command is a start of its own and draws its own random secret (where none is
+    # set); one inherited from the environment belongs to another start (a shell or a
+    # test process that built settings before). Its workers inherit the one drawn here.
+    os.environ.pop(GENERATED_SECRET_VAR, None)
     settings = Settings.from_env()
     if args.command == "serve":
         return serve(settings)

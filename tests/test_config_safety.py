@@ -8,7 +8,7 @@ import sys
 
 import httpx
 
-from tests.support import ROOT, SERVER_ENV, LiveServer, bearer, forge
+from tests.support import ROOT, SERVER_ENV, LiveServer, bearer, forge, sign_in_of
 
 
 def test_an_unknown_env_value_refuses_to_start(database_url: str, redis_url: str):
@@ -46,3 +46,28 @@ def test_without_a_secret_outside_production_no_known_secret_signs_tokens(
         refused = httpx.get(f"{live.url}/api/sessions", headers=bearer(forged))
         assert refused.status_code == 401
         assert "random secret for this start" in live.log_path.read_text()
+
+
+def test_a_start_draws_its_own_secret_and_never_one_from_its_environment(
+    database_url: str, redis_url: str
+):
+    inherited = "secret-of-another-start-" + "y" * 24
+    with LiveServer.running(
+        "inherited-secret",
+        database_url,
+        redis_url,
+        JWT_SECRET="",
+        ENV="",
+        HELPLINE_GENERATED_JWT_SECRET=inherited,
+    ) as live:
+        r = httpx.post(
+            f"{live.url}/api/auth/register",
+            json={"email": "ada@example.com", "password": "correct horse battery"},
+        )
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]
+        claims = {"sub": r.json()["admin"]["id"], "sid": sign_in_of(token)}
+        assert httpx.get(f"{live.url}/api/sessions", headers=bearer(token)).status_code == 200
+        forged = forge(claims, secret=inherited)
+        refused = httpx.get(f"{live.url}/api/sessions", headers=bearer(forged))
+        assert refused.status_code == 401
