@@ -50,7 +50,6 @@ CREDENTIALS = obj(
 )
 async def register(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    principal = principal
     email, password, full_name = read_registration(body_of(request))
     out = await admins.register(
         services(request),
