@@ -46,6 +46,11 @@ class State(Protocol):
         """Drop `member` from set `key`; returns the live members left."""
         ...
 
+    async def count_live(self, keys: list[str]) -> list[int]:
+        """The live members of each `mark`ed set, read only, in one round trip (a page
+        of the inbox asks for fifty sessions' presence at once)."""
+        ...
+
     async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
         """`mark` for many (key, member) pairs at once, without the counts (a heartbeat)."""
         ...
@@ -112,6 +117,16 @@ end
 return #KEYS
 """
 
+# Many sets' live members in one read-only command: KEYS are the sets, ARGV the time; a
+# member is live while its expiry (its score) is later than now, as `mark` prunes.
+COUNT_LIVE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('ZCOUNT', key, '(' .. ARGV[1], '+inf')
+end
+return out
+"""
+
 REDIS_POOL_SIZE = 64
 
 
@@ -135,6 +150,7 @@ class RedisState:
         self._hit = self.redis.register_script(HIT)
         self._refund = self.redis.register_script(REFUND)
         self._mark_many = self.redis.register_script(MARK_MANY)
+        self._count_live = self.redis.register_script(COUNT_LIVE)
 
     async def hit(self, key: str, window: int) -> tuple[int, int]:
         count, millis = await self._hit(keys=[self.prefix + key], args=[window])
@@ -185,6 +201,12 @@ class RedisState:
             pipe.zcard(key)
             *_, live = await pipe.execute()
         return int(live)
+
+    async def count_live(self, keys: list[str]) -> list[int]:
+        if not keys:
+            return []
+        counts = await self._count_live(keys=[self.prefix + k for k in keys], args=[time.time()])
+        return [int(n) for n in counts]
 
     async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
         if entries:
@@ -285,6 +307,10 @@ class MemoryState:
         members = self._prune(key)
         members.pop(member, None)
         return len(members)
+
+    async def count_live(self, keys: list[str]) -> list[int]:
+        now = time.monotonic()
+        return [sum(1 for t in self._sets.get(k, {}).values() if t > now) for k in keys]
 
     async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
         for key, member in entries:

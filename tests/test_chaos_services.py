@@ -70,6 +70,9 @@ async def test_with_redis_down_rest_and_sockets_keep_serving_and_ready_names_red
         customer = await Client(on_private_redis.url, session["customerToken"]).connect()
         agent = await Client(on_private_redis.url, admin["token"]).connect()
         try:
+            # The connect handler counts the customer before it answers the CONNECT.
+            inbox = await api.get("/api/sessions", headers=bearer(admin["token"]))
+            assert [s["customerOnline"] for s in inbox.json()] == [True]
             await asyncio.to_thread(redis_down.stop)
 
             ready = await api.get("/health/ready")
@@ -87,6 +90,9 @@ async def test_with_redis_down_rest_and_sockets_keep_serving_and_ready_names_red
                 f"/api/chat/messages/{other['id']}", headers=bearer(admin["token"])
             )
             assert [m["id"] for m in history.json()] == [posted["id"]]
+            inbox = await api.get("/api/sessions", headers=bearer(admin["token"]))
+            assert inbox.status_code == 200, inbox.text
+            assert [s["customerOnline"] for s in inbox.json()] == [False, False]
 
             joined = await customer.call("join_session", {"sessionId": session["id"], "after": 0})
             assert joined["ok"] is True

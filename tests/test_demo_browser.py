@@ -83,7 +83,8 @@ def test_customer_and_agent_chat_in_a_real_browser(embedded):
 
 
 def test_demo_fixes_hold_in_chromium_at_desktop_and_phone_width(tmp_path):
-    """A fresh desk, per-row presence and typing, closed after a reload, the missing
+    """A fresh desk, per-row presence and typing (presence also right after the agent
+    reloads), closed after a reload, the missing
     client named, buttons that look like buttons, nothing wider than 390 px."""
     if not Path(CHROMIUM).exists() or shutil.which("node") is None:
         pytest.fail(f"needs node and Chromium at {CHROMIUM} (apt-get install -y chromium)")
@@ -101,4 +102,4 @@ def test_demo_fixes_hold_in_chromium_at_desktop_and_phone_width(tmp_path):
         result = run_node(ROOT / "tests" / "js" / "demo_fixes.mjs", scenario, timeout=180)
     finally:
         live.stop()
-    assert len(result["steps"]) == 5
+    assert len(result["steps"]) == 6

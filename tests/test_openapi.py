@@ -88,3 +88,10 @@ async def test_the_docs_page_is_served(api):
     r = await api.get("/docs")
     assert r.status_code == 200
     assert "text/html" in r.headers["content-type"]
+
+
+async def test_inbox_items_document_whether_the_customer_is_online(spec):
+    item = spec["paths"]["/api/sessions"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]["items"]
+    assert item["properties"]["customerOnline"]["type"] == "boolean"

@@ -316,6 +316,24 @@ async def test_customer_online_until_every_tab_on_every_server_is_gone(
     assert offline == {"sessionId": session["id"], "online": False}
 
 
+async def test_inbox_page_says_which_customers_are_online_now(make, connect, server, api):
+    token = await make.admin_token()
+    connected = await make.session(userName="connected")
+    left = await make.session(userName="left")
+    never = await make.session(userName="never")
+    admin = await connect(server.url, token)
+    await connect(server.url, connected["customerToken"])
+    gone = await connect(server.url, left["customerToken"])
+    await gone.close()
+    await admin.wait_for(
+        "customer_presence", lambda e: e == {"sessionId": left["id"], "online": False}
+    )
+    r = await api.get("/api/sessions", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    online = {s["id"]: s["customerOnline"] for s in r.json()}
+    assert online == {connected["id"]: True, left["id"]: False, never["id"]: False}
+
+
 # --- REST actions reach sockets ---------------------------------------------------------
 
 

@@ -124,7 +124,7 @@ async def test_inbox_lists_newest_activity_first_with_last_message_and_unread_co
     assert by_name["answered"]["unreadCount"] == 1
     assert by_name["answered"]["lastMessage"]["senderType"] == "admin"
     assert by_name["quiet"]["lastMessage"] is None and by_name["quiet"]["unreadCount"] == 0
-    assert all(set(s) == SESSION_FIELDS | {"cursor"} for s in items)
+    assert all(set(s) == SESSION_FIELDS | {"cursor", "customerOnline"} for s in items)
     assert "link" not in r.headers
     assert quiet["id"] == by_name["quiet"]["id"]
 

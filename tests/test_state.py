@@ -38,3 +38,23 @@ async def test_the_in_process_store_batches_heartbeats_the_same_way():
     await state.schedule_many("hb:due", {"a": 100.0, "b": 200.0})
     assert await state.mark("hb:a", "two", 60) == 2
     assert await state.take_due("hb:due", 150.0) == ["a"]
+
+
+async def test_live_counts_of_many_sets_skip_expired_members_and_absent_sets():
+    state = RedisState(REDIS_TEST_URL, REDIS_NAMESPACE)
+    try:
+        await state.mark("live:a", "gone", -1)
+        await state.mark("live:a", "here", 60)
+        await state.mark("live:b", "gone", -1)
+        assert await state.count_live(["live:a", "live:b", "live:none"]) == [1, 0, 0]
+    finally:
+        await state.delete("live:a", "live:b")
+        await state.close()
+
+
+async def test_the_in_process_store_counts_live_members_the_same_way():
+    state = MemoryState()
+    await state.mark("live:a", "gone", -1)
+    await state.mark("live:a", "here", 60)
+    await state.mark("live:b", "gone", -1)
+    assert await state.count_live(["live:a", "live:b", "live:none"]) == [1, 0, 0]

@@ -27,15 +27,28 @@ MAX_CLIENT_SESSION_ID = 100
 
 bp = Blueprint("sessions", url_prefix="/api/sessions")
 
+INBOX_ITEM = {
+    **SESSION,
+    "properties": {
+        **SESSION["properties"],
+        "customerOnline": {
+            "type": "boolean",
+            "description": "The customer has a socket open now (false while Redis is down)",
+        },
+    },
+}
+
 
 @bp.get("/")
 @documented(
     "The inbox: sessions, newest activity first",
     tag="sessions",
-    ok=(200, {"type": "array", "items": SESSION}),
+    ok=(200, {"type": "array", "items": INBOX_ITEM}),
     errors=(400, 401, 403, 503),
     secured=True,
-    description='A `Link: rel="next"` header names the next page while more remain.',
+    description='A `Link: rel="next"` header names the next page while more remain. Each '
+    "item says whether its customer is online now (`customerOnline`), so a reloaded inbox "
+    "shows presence before any `customer_presence` event.",
     query={
         "status": ({"type": "string", "enum": list(sessions.STATUSES)}, "Only this status"),
         "limit": ({"type": "integer", "minimum": 1, "maximum": 100}, "Page size, default 50"),

@@ -155,6 +155,13 @@ async def _sweep_presence(ctx: Services) -> int:
     return announced
 
 
+async def customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list[bool]:
+    """`is_online` for a page of sessions in one read (no pruning write per session): an
+    inbox loaded after a reload shows every row's dot right before any event arrives."""
+    counts = await ctx.state.count_live([_presence_key(str(s)) for s in session_ids])
+    return [n > 0 for n in counts]
+
+
 async def is_online(ctx: Services, session_id: uuid.UUID) -> bool:
     # unmark of a member that is not there only prunes and counts.
     return await ctx.state.unmark(_presence_key(str(session_id)), "") > 0

@@ -7,11 +7,15 @@ import hashlib
 import uuid
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from app import db, serialize
 from app.auth import Principal, require_admin, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
+from app.domain import presence
 from app.errors import BadRequest, NotFound
+from app.outage import REDIS
 
 STATUSES = ("active", "closed")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -155,9 +159,23 @@ async def list_for_inbox(
     more = len(rows) > limit
     rows = rows[:limit]
     items = await _with_summaries(rows)
-    for item, row in zip(items, rows, strict=True):
+    online = await _customers_online(ctx, [serialize.as_uuid(r["id"]) for r in rows])
+    for item, row, is_online in zip(items, rows, online, strict=True):
         item["cursor"] = encode_cursor(row)
+        item["customerOnline"] = is_online
     return items, (items[-1]["cursor"] if more and items else None)
+
+
+async def _customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list[bool]:
+    """Presence is best effort, like typing in a join: with Redis away the inbox still
+    lists its sessions, every customer shown offline until the events tell otherwise."""
+    if not session_ids:
+        return []
+    try:
+        return await presence.customers_online(ctx, session_ids)
+    except (RedisError, OSError) as exc:
+        REDIS.failed("inbox without presence", exc)
+        return [False] * len(session_ids)
 
 
 async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

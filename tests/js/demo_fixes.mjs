@@ -1,6 +1,6 @@
 // The demo console's rough edges, in headless Chromium at desktop (1280) and phone (390)
 // width: a fresh desk offers "Create first admin" first; every inbox row shows its own
-// presence and "typing…"; a closed conversation is closed at once after a reload; the
+// presence and "typing…", and its presence again right after the agent reloads; a closed conversation is closed at once after a reload; the
 // page says why when the npm Socket.IO client is missing; secondary buttons look like
 // buttons; nothing overflows at 390 px. Screenshots to SCENARIO.artifacts (demo-fix-*.png).
 // Output: one JSON line; exit 0 only if every step held.
@@ -79,6 +79,21 @@ try {
   await agent.setViewportSize(DESKTOP);
   await customers[1].locator("#text").press("Enter");
   await row("Alan Turing").locator(".preview", { hasText: "Hello?" }).waitFor();
+
+  // 2b. Alan leaves, the agent reloads: each row's dot is right from the inbox page alone
+  // (the rows appear with it, and no presence event follows a reload).
+  await customers[1].close();
+  await row("Alan Turing").locator('.presence[data-online="false"]').waitFor();
+  await agent.reload({ waitUntil: "domcontentloaded" });
+  await agent.locator('#status[data-state="online"]').waitFor();
+  await row("Alan Turing").waitFor();
+  const dots = {};
+  for (const name of ["Ada Lovelace", "Alan Turing"]) dots[name] = await row(name).locator(".presence").getAttribute("data-online");
+  check(dots["Ada Lovelace"] === "true" && dots["Alan Turing"] === "false", `dots after reload ${JSON.stringify(dots)}`);
+  step("after an agent reload Ada's row is online and Alan's offline");
+  await shot(agent, "inbox-reloaded-desktop");
+  await row("Ada Lovelace").locator("button").click();
+  await agent.locator("#open").waitFor();
 
   // 3. The agent closes Ada's conversation; after a reload her composer is disabled at once.
   await agent.click("#close");

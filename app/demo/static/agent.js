@@ -49,7 +49,8 @@ function renderInbox() {
 
 async function loadInbox(token) {
   const list = await api("/api/sessions?limit=50", { token });
-  for (const s of list) sessions.set(s.id, { ...sessions.get(s.id), ...s });
+  // Each row's presence comes with the page: after a reload no event would tell it.
+  for (const s of list) sessions.set(s.id, { ...sessions.get(s.id), ...s, online: s.customerOnline });
   renderInbox();
 }
 
