@@ -16,12 +16,20 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from app.config import GENERATED_SECRET_VAR, ConfigError, Settings
 from app.failures import explain
 
+if TYPE_CHECKING:
+    # Imported lazily at run time: app.auth brings prometheus-client, which `serve` must
+    # import only after it has chosen the metrics directory.
+    from app.auth import StaffRole
+
 # Whoever runs the CLI already holds the database: they act as an admin would.
 OPERATOR_ID = uuid.UUID(int=0)
+# The exit code of a mistake on the command line (argparse's) and of configuration.
+USAGE_ERROR = 2
 
 
 def serve(settings: Settings) -> int:
@@ -124,7 +132,7 @@ def _read_password(given: str | None) -> str:
 
 
 async def _create_admin(
-    settings: Settings, email: str, password: str, full_name: str | None
+    settings: Settings, email: str, password: str, full_name: str | None, role: StaffRole
 ) -> dict[str, object]:
     from app.auth import Principal
     from app.context import Services
@@ -144,17 +152,22 @@ async def _create_admin(
         password=clean_password,
         full_name=clean_name,
         ip="cli",
+        role=role,
     )
     return dict(out["admin"])
 
 
 def create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    """An admin without HTTP: the first one of a desk, or one more at any time."""
+    """An admin without HTTP: the first one of a desk, or one more (admin or agent) at
+    any time."""
+    from app.auth import STAFF_ROLES
     from app.errors import ApiError
 
+    # `main` refused any other role before the settings were read.
+    role = next(r for r in STAFF_ROLES if r == args.role)
     try:
         password = _read_password(args.password)
-        admin = asyncio.run(_create_admin(settings, args.email, password, args.full_name))
+        admin = asyncio.run(_create_admin(settings, args.email, password, args.full_name, role))
     except ValueError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 1
@@ -163,7 +176,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> int:
         why = "; ".join(f"{k} {v}" for k, v in fields.items()) or exc.message
         print(f"helpline: {why}", file=sys.stderr)
         return 1
-    print(f"created admin {admin['email']} ({admin['id']})")
+    print(f"created {admin['role']} {admin['email']} ({admin['id']})")
     return 0
 
 
@@ -185,21 +198,59 @@ def doctor(settings: Settings) -> int:
 # --debug anywhere on the command line: failures then show their traceback.
 DEBUG = False
 
+COMMANDS = {
+    "serve": "run the server (one worker: migrates the database)",
+    "migrate": "apply pending database migrations",
+    "create-admin": "create a staff account (an admin unless --role agent)",
+    "doctor": "check configuration, database, Redis and migrations",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line and exit code 2 like every
+    other failure of the CLI (argparse prints the usage, then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"helpline: {message} (helpline --help)", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="helpline", description=__doc__)
+    parser = _Parser(prog="helpline", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the server (one worker: migrates the database)")
-    commands.add_parser("migrate", help="apply pending database migrations")
-    create = commands.add_parser("create-admin", help="create an admin account")
-    create.add_argument("email")
-    create.add_argument("--full-name", default=None)
-    create.add_argument(
-        "--password", default=None, help="default: prompted, or the first line of stdin"
-    )
-    commands.add_parser("doctor", help="check configuration, database, Redis and migrations")
+    for name, help_text in COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        if name == "create-admin":
+            command.add_argument("email")
+            command.add_argument("--full-name", default=None)
+            command.add_argument("--role", default="admin", help="admin (default) or agent")
+            command.add_argument(
+                "--password", default=None, help="default: prompted, or the first line of stdin"
+            )
     return parser
+
+
+def _unknown_command(words: list[str]) -> str | None:
+    """argparse's own answer to a wrong sub-command is two lines listing the choices in
+    its own syntax; this one is a sentence naming them."""
+    first = next((w for w in words if not w.startswith("-")), None)
+    if "-h" in words or "--help" in words or first in COMMANDS:
+        return None
+    said = "no command" if first is None else f"unknown command '{first}'"
+    return f"{said}: use one of {', '.join(COMMANDS)}"
+
+
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """What argparse cannot check without importing the app (create-admin's role), said
+    before the settings are read, so the mistake is the only line."""
+    if args.command != "create-admin":
+        return None
+    from app.auth import STAFF_ROLES
+
+    if args.role in STAFF_ROLES:
+        return None
+    return f"unknown role '{args.role}': use {' or '.join(STAFF_ROLES)}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -230,7 +281,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     global DEBUG
     argv = list(sys.argv[1:] if argv is None else argv)
     DEBUG = "--debug" in argv
-    args = _parser().parse_args([a for a in argv if a != "--debug"])
+    words = [a for a in argv if a != "--debug"]
+    unknown = _unknown_command(words)
+    if unknown is not None:
+        print(f"helpline: {unknown}", file=sys.stderr)
+        return USAGE_ERROR
+    args = _parser().parse_args(words)
+    problem = _argument_problem(args)
+    if problem is not None:
+        print(f"helpline: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     try:
         with warnings.catch_warnings():
             # Piccolo warns (in colour) on every failed connection; the line below says it.

@@ -116,6 +116,52 @@ def test_create_admin_on_the_embedded_database(migrated_sqlite):
     assert out.returncode == 0, out.stderr
 
 
+async def test_create_admin_with_role_agent_makes_an_agent(api, make, database_url):
+    await make.admin()
+    out = helpline(
+        "create-admin", "helper@example.com", "--role", "agent", "--password", PASSWORD,
+        DATABASE_URL=database_url,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "created agent helper@example.com" in out.stdout
+    r = await api.post(
+        "/api/auth/login", json={"email": "helper@example.com", "password": PASSWORD}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["admin"]["role"] == "agent"
+
+
+async def test_create_admin_refuses_an_unknown_role_in_one_line(make, db, database_url):
+    await make.admin()
+    out = helpline(
+        "create-admin", "boss@example.com", "--role", "owner", "--password", PASSWORD,
+        DATABASE_URL=database_url,
+    )  # fmt: skip
+    line = one_line_failure(out, code=2)
+    assert "'owner'" in line and "admin" in line and "agent" in line
+    assert await db.fetchval("SELECT count(*) FROM admin") == 1
+
+
+async def test_create_admin_refuses_an_agent_as_the_first_account(db, database_url):
+    out = helpline(
+        "create-admin", "helper@example.com", "--role", "agent", "--password", PASSWORD,
+        DATABASE_URL=database_url,
+    )  # fmt: skip
+    assert "first account must be an admin" in one_line_failure(out)
+    assert await db.fetchval("SELECT count(*) FROM admin") == 0
+
+
+@pytest.mark.parametrize("argv", [["serv"], ["create-admn", "a@example.com"], []])
+def test_an_unknown_or_missing_command_is_one_line_naming_the_commands(argv):
+    line = one_line_failure(helpline(*argv), code=2)
+    assert "serve, migrate, create-admin, doctor" in line
+
+
+@pytest.mark.parametrize("argv", [["create-admin"], ["--verbose", "doctor"], ["migrate", "now"]])
+def test_any_other_command_line_mistake_is_one_line(argv):
+    assert "helpline --help" in one_line_failure(helpline(*argv), code=2)
+
+
 def test_doctor_passes_a_healthy_production_setup(database_url, redis_url):
     out = helpline("doctor", ENV="production", DATABASE_URL=database_url, REDIS_URL=redis_url)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -12,7 +12,7 @@ from typing import Any
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from app import db, serialize
-from app.auth import Principal, require_admin
+from app.auth import Principal, StaffRole, require_admin
 from app.context import Services
 from app.domain import signins
 from app.domain.signins import ADMIN_COLUMNS
@@ -30,10 +30,13 @@ async def register(
     full_name: str | None,
     ip: str,
     device: str | None = None,
+    role: StaffRole = "admin",
 ) -> dict[str, Any]:
     """Open while no admin exists (the first one bootstraps the desk), then for admins
     (by role; agents may not) unless open sign-up is configured. Creates an account with
-    the `admin` role and signs it in: `{token, admin}`."""
+    `role` (REST: always `admin`; the CLI may ask for an agent) and signs it in:
+    `{token, admin}`. An agent is never a desk's first account: a desk without an active
+    admin could manage no one (the rule `last_admin` keeps for demotions)."""
     await ctx.limiter.hit("register", ip, ctx.settings.rate_register)
     # Checked before hashing too, so refused sign-ups cost no CPU.
     await _check_may_register(ctx, principal)
@@ -43,15 +46,22 @@ async def register(
         await _check_may_register(ctx, principal)
         if await db.fetch_one("SELECT id FROM admin WHERE email = {}", email):
             raise Conflict("Email is already registered", code="email_taken")
+        if role != "admin" and not await db.fetch_one(
+            "SELECT id FROM admin WHERE role = 'admin' AND deactivated_at IS NULL LIMIT 1"
+        ):
+            raise Conflict(
+                "A desk's first account must be an admin: create one first", code="last_admin"
+            )
         row = await db.fetch_one(
             "INSERT INTO admin (id, email, password, full_name, created_at, updated_at, role)"
-            f" VALUES ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, 'admin') RETURNING {ADMIN_COLUMNS}",
+            f" VALUES ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) RETURNING {ADMIN_COLUMNS}",
             uuid.uuid4(),
             email,
             hashed,
             full_name,
             now,
             now,
+            role,
         )
     assert row is not None
     return await signins.issue(ctx, row, device=device, ip=ip)
