@@ -65,10 +65,22 @@ BACKEND_ERRORS = Counter(
 )
 RELAYED = Counter(
     "helpline_polling_relayed",
-    "Long-polling requests relayed between workers, by direction (sent, answered) and "
-    "outcome (ok, failed, timeout, no_owner).",
+    "Long-polling requests relayed between workers, by direction and outcome: sent (ok, "
+    "timeout, refused, no_owner; late_reply: an owner's answer after its request timed "
+    "out, counted besides that timeout) and answered (ok, failed).",
     ["direction", "outcome"],
 )
+RELAY_OUTCOMES = (
+    ("sent", "ok"),
+    ("sent", "timeout"),
+    ("sent", "refused"),
+    ("sent", "no_owner"),
+    ("sent", "late_reply"),
+    ("answered", "ok"),
+    ("answered", "failed"),
+)
+for _direction, _outcome in RELAY_OUTCOMES:
+    RELAYED.labels(_direction, _outcome)  # every outcome present at 0 from the start
 DB_POOL = Gauge(
     "helpline_db_pool_connections",
     "PostgreSQL pool connections, by state (in_use, idle, max).",
@@ -86,6 +98,18 @@ def scrape() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def relay_counts() -> dict[tuple[str, str], int]:
+    """This process's relay counts by (direction, outcome): the one record of them, which
+    /metrics sums over workers and /health/ready shows for the worker that answers."""
+    counts = dict.fromkeys(RELAY_OUTCOMES, 0)
+    for family in RELAYED.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (sample.labels["direction"], sample.labels["outcome"])
+                counts[key] = int(sample.value)
+    return counts
 
 
 def worker_stopped() -> None:

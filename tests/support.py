@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import jwt
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -279,3 +280,12 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert isinstance(body["error"], str) and body["error"]
     assert set(body) <= {"error", "code", "details"}
     return dict(body)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics scrape by (name, sorted labels)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out

@@ -7,10 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sockets import Client
-from tests.support import ARTIFACTS, Factory, LiveServer
+from tests.support import ARTIFACTS, Factory, LiveServer, samples
 
 CUSTOMERS = 6
 PER_CUSTOMER = 2
@@ -20,15 +19,6 @@ PER_CUSTOMER = 2
 def two_workers(database_url: str, redis_url: str) -> Iterator[LiveServer]:
     with LiveServer.running("metrics", database_url, redis_url, WEB_CONCURRENCY="2") as live:
         yield live
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape by (name, sorted labels)."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def worker_of(client: Client) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.support import Factory, LiveServer
+from tests.support import Factory, LiveServer, samples
 
 SEP = "\x1e"  # Engine.IO v4 packet separator in a polling payload
 ROUNDS = 25
@@ -138,3 +138,34 @@ async def test_polling_on_new_connections_is_relayed_by_both_workers(two_workers
     assert all(status == 200 for c in opened for status in c.statuses)
     assert all(c.acks.keys() >= set(range(ROUNDS)) for c in clients.values())
     assert max(w for c in opened for w in c.waits) < RELAY_TIMEOUT
+
+
+async def test_relay_counts_of_health_and_metrics_are_one_record(two_workers):
+    """Each worker's /health/ready counts add up to the /metrics sum over workers, every
+    outcome included (one counter behind both: they were kept twice and drifted)."""
+    async with httpx.AsyncClient(base_url=two_workers.url, timeout=10) as api:
+        session = await Factory(api).session()
+    async with httpx.AsyncClient(
+        base_url=two_workers.url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as http:
+        client = PollingClient(http)
+        await client.open(session["customerToken"])
+        for n in range(5):
+            await client.call(n, "leave_session", session["id"])
+        await client.request("POST", "1")
+        stats = await stats_of_both_workers(two_workers.url)
+        scraped = samples((await http.get("/metrics")).text)
+    metric = {
+        "relayed": [("sent", "ok")],
+        "answered": [("answered", "ok"), ("answered", "failed")],
+        "timeouts": [("sent", "timeout")],
+        "refused": [("sent", "refused")],
+        "ownerGone": [("sent", "no_owner")],
+        "lateReplies": [("sent", "late_reply")],
+    }
+    for name, outcomes in metric.items():
+        summed = sum(
+            scraped[("helpline_polling_relayed_total", (("direction", d), ("outcome", o)))]
+            for d, o in outcomes
+        )
+        assert summed == sum(relay[name] for relay in stats.values()), (name, stats)

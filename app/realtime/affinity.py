@@ -51,23 +51,33 @@ HOLD = 20.0
 EMPTY_POLL = b"6"
 
 
+# /health/ready's names for the counts kept in metrics.RELAYED (their one record).
+COUNT_NAMES = {
+    "relayed": [("sent", "ok")],  # forwarded to their owner and answered
+    "answered": [("answered", "ok"), ("answered", "failed")],  # forwarded here, answered
+    "timeouts": [("sent", "timeout")],  # the owner did not answer within relay_timeout
+    "refused": [("sent", "refused")],  # over relay_max_in_flight: 503
+    "owner_gone": [("sent", "no_owner")],  # no worker listening for the owner: 400
+    "late_replies": [("sent", "late_reply")],  # an answer after its request timed out
+}
+
+
 @dataclass
 class RelayStats:
-    """One worker's relay counters (cumulative since start, but `in_flight`)."""
+    """One worker's relay state; its counts are read from metrics.RELAYED, which /metrics
+    sums over workers (one counter, so the two views cannot drift apart)."""
 
     worker: str = ""
-    relayed: int = 0  # polling requests this worker forwarded to their owner and answered
-    answered: int = 0  # requests other workers forwarded here, answered
     in_flight: int = 0  # forwarded, waiting for the owner now
-    timeouts: int = 0  # the owner did not answer within relay_timeout
-    refused: int = 0  # over relay_max_in_flight: 503
-    owner_gone: int = 0  # no worker listening for that session's owner: 400
-    late_replies: int = 0  # an owner's answer that came after its request timed out
     longest_wait_ms: int = 0  # the longest a forwarded request waited for its answer
 
     def as_dict(self) -> dict[str, Any]:
-        """camelCase, like every JSON body of the API."""
-        return {_camel(k): v for k, v in asdict(self).items()}
+        """camelCase, like every JSON body of the API: this worker's counts since start,
+        its requests in flight and longest wait."""
+        counts = metrics.relay_counts()
+        body = {name: sum(counts[key] for key in keys) for name, keys in COUNT_NAMES.items()}
+        body.update(asdict(self))
+        return {_camel(k): v for k, v in body.items()}
 
 
 def _camel(name: str) -> str:
@@ -196,7 +206,6 @@ class Relay:
         environ = self.eio._async["translate_request"](request)
         if len(self.waiting) >= self.max_in_flight:
             metrics.RELAYED.labels("sent", "refused").inc()
-            self.stats.refused += 1
             return HTTPResponse(
                 "Too many relayed requests: retry", status=503, headers={"Retry-After": "1"}
             )
@@ -218,12 +227,10 @@ class Relay:
             if receivers == 0:
                 # The owner is gone (restarted, killed): the client must reconnect.
                 metrics.RELAYED.labels("sent", "no_owner").inc()
-                self.stats.owner_gone += 1
                 return HTTPResponse("Invalid session", status=400)
             reply = await asyncio.wait_for(future, timeout=self.timeout)
         except TimeoutError:
             metrics.RELAYED.labels("sent", "timeout").inc()
-            self.stats.timeouts += 1
             log.warning(
                 "relayed %s for worker %s unanswered after %ss",
                 request.method,
@@ -243,7 +250,6 @@ class Relay:
                 )
         else:
             metrics.RELAYED.labels("sent", "ok").inc()
-            self.stats.relayed += 1
         finally:
             self.waiting.pop(request_id, None)
             self.stats.in_flight = len(self.waiting)
@@ -273,10 +279,10 @@ class Relay:
             result = await self._handle(relayed)
         except Exception as exc:  # the asking worker must hear back either way
             log.warning("relayed Engine.IO request failed: %r", exc)
-            metrics.RELAYED.labels("answered", "failed").inc()
+            outcome = "failed"
             result = {"status": "400 BAD REQUEST", "headers": [], "payload": b""}
         else:
-            metrics.RELAYED.labels("answered", "ok").inc()
+            outcome = "ok"
         payload = result["payload"]
         if isinstance(payload, str):
             payload = payload.encode()
@@ -288,7 +294,7 @@ class Relay:
             "payload": base64.b64encode(payload or b"").decode(),
         }
         await self.redis.publish(message["reply"], orjson.dumps(reply))
-        self.stats.answered += 1
+        metrics.RELAYED.labels("answered", outcome).inc()
 
     async def _listen(self) -> None:
         while True:
@@ -310,7 +316,7 @@ class Relay:
                             if future is not None and not future.done():
                                 future.set_result(message)
                             else:
-                                self.stats.late_replies += 1
+                                metrics.RELAYED.labels("sent", "late_reply").inc()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: resubscribe when it is back
