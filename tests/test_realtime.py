@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.sockets import Client
-from tests.support import bearer, forge
+from tests.support import Factory, LiveServer, bearer, forge
 
 Connect = Callable[..., Awaitable[Client]]
 
@@ -430,3 +432,42 @@ async def test_hundred_customers_over_two_servers_each_message_reaches_admins_on
         received = [m["id"] for m in inbox.of("new_message")]
         assert len(received) == 1000, f"{len(received)} of 1000"
         assert set(received) == sent
+
+
+@pytest.fixture
+async def lone_server(database_url: str, redis_url: str, redis) -> AsyncIterator[LiveServer]:
+    """A server alone on its Redis namespace: its sweep is the only one, so what it
+    announces reaches a listener in the order it found it due."""
+    namespace = f"helpline-lone-{uuid.uuid4().hex[:8]}"
+    with LiveServer.running("lone", database_url, redis_url, REDIS_NAMESPACE=namespace) as live:
+        yield live
+    keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.mark.parametrize("how", ["typing_false", "disconnect"])
+async def test_a_typing_stop_is_announced_once_not_again_by_the_sweep(lone_server, connect, how):
+    async with httpx.AsyncClient(base_url=lone_server.url, timeout=10) as api:
+        make = Factory(api)
+        admin = await connect(lone_server.url, await make.admin_token())
+        typer_session, control_session = await make.session(), await make.session()
+    typer = await connect(lone_server.url, typer_session["customerToken"])
+    control = await connect(lone_server.url, control_session["customerToken"])
+    sid, control_sid = typer_session["id"], control_session["id"]
+
+    def stop_of(session_id: str) -> Callable[[Any], bool]:
+        return lambda e: e["sessionId"] == session_id and not e["isTyping"]
+
+    assert (await typer.call("typing", {"sessionId": sid, "isTyping": True}))["ok"]
+    if how == "typing_false":
+        assert (await typer.call("typing", {"sessionId": sid, "isTyping": False}))["ok"]
+    else:
+        await typer.close()
+    await admin.wait_for("user_typing", stop_of(sid))
+    # The control starts typing after the typer did and goes silent: its stop comes from
+    # a sweep past the typer's deadline, which would have announced the typer's again first.
+    assert (await control.call("typing", {"sessionId": control_sid, "isTyping": True}))["ok"]
+    await admin.wait_for("user_typing", stop_of(control_sid))
+    stops = [e for e in admin.of("user_typing") if stop_of(sid)(e)]
+    assert stops == [{"sessionId": sid, "userType": "user", "isTyping": False}]

@@ -60,11 +60,15 @@ async def set_typing(
     ttl = ctx.settings.typing_ttl
     # Told to the room on a change only: a connection repeating `typing` refreshes the
     # TTL without making every other socket in the room hear it again.
+    member = f"{session_id}:{side}"
     if is_typing:
         changed = await ctx.state.swap(key, connection, ttl) != connection
-        await ctx.state.schedule(DEADLINES, f"{session_id}:{side}", time.time() + ttl)
+        await ctx.state.schedule(DEADLINES, member, time.time() + ttl)
     else:
         changed = await ctx.state.take(key) is not None
+        if changed:
+            # Announced here: the sweep must not find the deadline and announce it again.
+            await ctx.state.unschedule(DEADLINES, member)
     event = {"sessionId": str(session_id), "userType": side, "isTyping": is_typing}
     if changed:
         await ctx.broadcaster.emit(
@@ -86,6 +90,7 @@ async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[s
         if values[0] != connection:
             continue
         await ctx.state.delete(key)
+        await ctx.state.unschedule(DEADLINES, f"{session_id}:{side}")
         event = {"sessionId": session_id, "userType": side, "isTyping": False}
         await ctx.broadcaster.emit("user_typing", event, typing_rooms(session_id, side))
 
