@@ -21,6 +21,8 @@ DEFAULT_JWT_SECRET = "change-me"
 ENVIRONMENTS = ("development", "test", "production")
 # Where a per-start random secret is handed to the workers of the same start.
 GENERATED_SECRET_VAR = "HELPLINE_GENERATED_JWT_SECRET"
+# How sessions find an owner by themselves (app/domain/routing.py).
+AUTO_ASSIGN_MODES = ("off", "round_robin", "least_open")
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,20 @@ class Settings:
     open_signup: bool = _setting(False, "Let anyone register an admin after the first one exists.")
     typing_ttl: int = _setting(5, "Seconds a typing indicator lives without a refresh.")
     presence_ttl: int = _setting(60, "Seconds a presence entry lives without a heartbeat.")
+    availability_grace: int = _setting(
+        60,
+        "Seconds a staff member's last dropped connection (a closed tab, a phone in the "
+        "background, a killed worker) still counts as connected: a reconnect within it "
+        "keeps their conversations.",
+    )
+    auto_assign: str = _setting(
+        "off",
+        "`off`, `round_robin` or `least_open`: how new and waiting sessions are given to "
+        "available agents (off: staff claim them).",
+    )
+    max_open_per_agent: int = _setting(
+        10, "Open sessions automatic routing gives one agent at most (claims may exceed it)."
+    )
     rate_login_failures: int = _setting(
         10, "Failed logins allowed per (email, client IP) a window; then 429."
     )
@@ -234,6 +250,14 @@ class Settings:
         found = self.url_problems()
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             found.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        if self.auto_assign not in AUTO_ASSIGN_MODES:
+            found.append(
+                f"AUTO_ASSIGN must be off, round_robin or least_open, got {self.auto_assign!r}"
+            )
+        if self.availability_grace < 1:
+            found.append("AVAILABILITY_GRACE must be at least 1 second")
+        if self.max_open_per_agent < 1:
+            found.append("MAX_OPEN_PER_AGENT must be at least 1")
         if self.log_format not in ("text", "json"):
             found.append(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         secret = self.secret_problem()

@@ -37,7 +37,7 @@ def admin(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def member(row: Mapping[str, Any], online: bool) -> dict[str, Any]:
+def member(row: Mapping[str, Any], online: bool, available: bool = False) -> dict[str, Any]:
     """A staff member as the team list shows them. `invited`: the invitation is not
     accepted yet (no password, cannot log in)."""
     return {
@@ -47,6 +47,8 @@ def member(row: Mapping[str, Any], online: bool) -> dict[str, Any]:
         "deactivatedAt": iso(row["deactivated_at"]),
         "lastSeenAt": iso(row["last_seen_at"]),
         "online": online,
+        "availability": row["availability"],
+        "available": available,
     }
 
 
@@ -77,7 +79,10 @@ def message(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def session(
-    row: dict[str, Any], last_message: dict[str, Any] | None = None, unread: int = 0
+    row: dict[str, Any],
+    last_message: dict[str, Any] | None = None,
+    unread: int = 0,
+    assignee_name: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": uid(row["id"]),
@@ -91,4 +96,9 @@ def session(
         "lastActivityAt": iso(row["last_activity_at"]),
         "lastMessage": message(last_message) if last_message else None,
         "unreadCount": unread,
+        "assigneeId": uid(row["assignee_id"]),
+        # The owner's display name, never an email (the customer's GET shows it too).
+        "assigneeName": assignee_name,
+        "assignedAt": iso(row["assigned_at"]),
+        "assignmentReason": row["assignment_reason"],
     }

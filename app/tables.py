@@ -27,6 +27,11 @@ class Admin(Table, tablename="admin"):
     # Set while the account is suspended: no login, every token and socket refused.
     deactivated_at = Timestamptz(null=True, default=None)
     last_seen_at = Timestamptz(null=True, default=None)
+    # The member's own switch: `online` takes conversations, `busy` keeps theirs but takes
+    # no new ones, `offline` hands theirs back (app/domain/availability.py).
+    availability = Varchar(length=16, default="online")
+    # When routing last gave them a conversation: round-robin's turn order.
+    last_routed_at = Timestamptz(null=True, default=None)
 
 
 class SignIn(Table, tablename="sign_in"):
@@ -69,6 +74,12 @@ class ChatSession(Table, tablename="chat_session"):
     last_activity_at = Timestamptz()
     # sha256 of the widget's clientSessionId: a retried create finds the active session.
     client_session_key = Varchar(length=64, null=True, default=None)
+    # The owner (a staff member) or none (waiting: the routing backlog, oldest first).
+    assignee_id = UUID(null=True, default=None)
+    assigned_at = Timestamptz(null=True, default=None)
+    # Why the current owner has it (or why it went back to the queue): manual, claim,
+    # auto, unavailable. Every change is also a row of `assignment`.
+    assignment_reason = Varchar(length=16, null=True, default=None)
 
 
 class Message(Table, tablename="message"):
@@ -85,3 +96,16 @@ class Message(Table, tablename="message"):
     created_at = Timestamptz()
     # The staff member's display name when it was sent (transcripts keep it as written).
     sender_name = Varchar(length=200, null=True, default=None)
+
+
+class Assignment(Table, tablename="assignment"):
+    """The record of every change of owner: who had it, who has it, why, and who did it
+    (None: the router)."""
+
+    id = UUID(primary_key=True)
+    session_id = ForeignKey(references=ChatSession, on_delete=OnDelete.cascade, index=True)
+    assignee_id = UUID(null=True, default=None)
+    previous_assignee_id = UUID(null=True, default=None)
+    reason = Varchar(length=16)
+    actor_id = UUID(null=True, default=None)
+    created_at = Timestamptz()

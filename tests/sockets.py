@@ -20,6 +20,8 @@ EVENTS = (
     "session_revoked",
     "error",
     "rejoin",
+    "session_assigned",
+    "agent_presence",
 )
 
 

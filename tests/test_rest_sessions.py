@@ -25,6 +25,10 @@ SESSION_FIELDS = {
     "lastActivityAt",
     "lastMessage",
     "unreadCount",
+    "assigneeId",
+    "assigneeName",
+    "assignedAt",
+    "assignmentReason",
 }
 
 

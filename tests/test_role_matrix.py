@@ -166,6 +166,16 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("get", "/api/sessions"): Row(staff(200)),
     ("post", "/api/sessions"): Row(anyone(201), lambda w: {"userId": f"u-{uuid.uuid4().hex}"}),
     ("get", "/api/sessions/{session_id}"): Row(session_scoped(200)),
+    # Each identity in turn: the staff member's change (to nobody, from nobody) succeeds.
+    ("patch", "/api/sessions/{session_id}/assignee"): Row(
+        staff(200), lambda w: {"assigneeId": None}
+    ),
+    # The first staff identity claims; the next finds it taken.
+    ("post", "/api/sessions/{session_id}/claim"): Row(
+        {**staff(200), "agent": (409, "assignment_conflict")}
+    ),
+    ("get", "/api/sessions/{session_id}/assignments"): Row(staff(200)),
+    ("patch", "/api/agents/me/availability"): Row(staff(200), lambda w: {"status": "busy"}),
     ("patch", "/api/sessions/{session_id}/status"): Row(staff(200), lambda w: {"status": "active"}),
     ("get", "/api/chat/messages/{session_id}"): Row(session_scoped(200)),
     ("post", "/api/chat/messages"): Row(

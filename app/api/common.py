@@ -153,6 +153,16 @@ MEMBER = obj(
     deactivatedAt=TS,
     lastSeenAt=TS,
     online={"type": "boolean", "description": "Has a socket open on any worker now"},
+    availability={
+        "type": "string",
+        "enum": ["online", "busy", "offline"],
+        "description": "The member's own switch",
+    },
+    available={
+        "type": "boolean",
+        "description": "`online` and connected (within AVAILABILITY_GRACE): routing may "
+        "give them sessions",
+    },
 )
 SIGN_IN = obj(
     ["id", "createdAt", "current"],
@@ -197,4 +207,22 @@ SESSION = obj(
     lastMessage=MESSAGE,
     unreadCount={"type": "integer"},
     cursor={"type": "string", "description": "Pass as `before` for the next inbox page"},
+    assigneeId={**UUID_STR, "nullable": True, "description": "The owner; null: waiting"},
+    assigneeName={"type": "string", "nullable": True, "description": "The owner's name"},
+    assignedAt={**TS, "nullable": True},
+    assignmentReason={
+        "type": "string",
+        "nullable": True,
+        "enum": ["manual", "claim", "auto", "unavailable"],
+        "description": "Why the owner has it, or why it went back to the queue",
+    },
 )
+ASSIGNMENT = obj(
+    ["assigneeId", "previousAssigneeId", "reason", "at"],
+    assigneeId={**UUID_STR, "nullable": True},
+    previousAssigneeId={**UUID_STR, "nullable": True},
+    reason={"type": "string", "enum": ["manual", "claim", "auto", "unavailable"]},
+    actorId={**UUID_STR, "nullable": True, "description": "Who made it; null: routing"},
+    at=TS,
+)
+AVAILABILITY = {"type": "string", "enum": ["online", "busy", "offline"]}

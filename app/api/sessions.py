@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from app.api.common import (
+    ASSIGNMENT,
     SESSION,
     STR,
+    UUID_STR,
     body_of,
     documented,
     json,
@@ -17,9 +21,9 @@ from app.api.common import (
     services,
 )
 from app.client_ip import client_ip
-from app.domain import sessions
+from app.domain import assignment, sessions
 from app.errors import BadRequest, Unauthorized
-from app.validation import MAX_USER_ID, Reader, path_uuid, query_int
+from app.validation import MAX_USER_ID, Reader, parse_uuid, path_uuid, query_int
 
 # A widget's random key for its conversation: long enough that it cannot be guessed.
 MIN_CLIENT_SESSION_ID = 16
@@ -53,6 +57,10 @@ INBOX_ITEM = {
         "status": ({"type": "string", "enum": list(sessions.STATUSES)}, "Only this status"),
         "limit": ({"type": "integer", "minimum": 1, "maximum": 100}, "Page size, default 50"),
         "before": ({"type": "string"}, "An item's `cursor`: the page after it"),
+        "assignee": (
+            {"type": "string"},
+            "`me`, `unassigned`, `all` (the default) or a member's id",
+        ),
     },
 )
 async def list_sessions(request: Request) -> HTTPResponse:
@@ -71,9 +79,22 @@ async def list_sessions(request: Request) -> HTTPResponse:
         status=status,
         limit=limit,
         before=request.args.get("before"),
+        assignee=_assignee_filter(request.args.get("assignee")),
     )
     headers = next_link(request, {"before": following}) if following else None
     return json(items, headers=headers)
+
+
+def _assignee_filter(value: str | None) -> str | uuid.UUID:
+    if value is None or value in sessions.ASSIGNEE_FILTERS:
+        return value or "all"
+    member = parse_uuid(value)
+    if member is None:
+        raise BadRequest(
+            "assignee must be me, unassigned, all or a member's id",
+            details={"fields": {"assignee": "must be me, unassigned, all or a UUID"}},
+        )
+    return member
 
 
 @bp.post("/")
@@ -150,3 +171,74 @@ async def set_status(request: Request, session_id: str) -> HTTPResponse:
     r.done()
     assert status is not None
     return json(await sessions.set_status(services(request), principal, sid, status))
+
+
+NULLABLE_UUID = {**UUID_STR, "nullable": True}
+
+
+@bp.patch("/<session_id:str>/assignee")
+@documented(
+    "Give a session to a member, or back to the queue",
+    tag="sessions",
+    body=obj(
+        ["assigneeId"],
+        assigneeId={**NULLABLE_UUID, "description": "A member's id, or null: unassigned"},
+        expectedAssigneeId={
+            **NULLABLE_UUID,
+            "description": "Change only if this (null: nobody) is still the owner",
+        },
+    ),
+    ok=(200, SESSION),
+    errors=(400, 401, 403, 404, 409, 413, 503),
+    secured=True,
+    description="Staff. With `expectedAssigneeId` it is a compare-and-set: a stale view "
+    "answers 409 `assignment_conflict` (details: the current `assigneeId`) instead of "
+    "overwriting a colleague's change. Emits `session_assigned` (reason `manual`) to staff "
+    "and the session's room. Routing's cap does not apply to a hand-made assignment.",
+)
+async def set_assignee(request: Request, session_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    sid = path_uuid(session_id, "Session")
+    data = body_of(request)
+    r = Reader(data)
+    if "assigneeId" not in r.data:
+        r.errors["assigneeId"] = "is required (null unassigns)"
+    assignee = r.uuid("assigneeId")
+    expected: object = assignment.ANY
+    if "expectedAssigneeId" in r.data:
+        expected = r.uuid("expectedAssigneeId")
+    r.done()
+    return json(await sessions.assign(services(request), principal, sid, assignee, expected))
+
+
+@bp.post("/<session_id:str>/claim")
+@documented(
+    "Take an unassigned session",
+    tag="sessions",
+    ok=(200, SESSION),
+    errors=(401, 403, 404, 409, 503),
+    secured=True,
+    description="Staff. Of many claiming at once exactly one gets 200; the others, and any "
+    "claim of a session that has an owner, get 409 `assignment_conflict`. Emits "
+    "`session_assigned` (reason `claim`).",
+)
+async def claim(request: Request, session_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    sid = path_uuid(session_id, "Session")
+    return json(await sessions.claim(services(request), principal, sid))
+
+
+@bp.get("/<session_id:str>/assignments")
+@documented(
+    "The session's owners over time",
+    tag="sessions",
+    ok=(200, {"type": "array", "items": ASSIGNMENT}),
+    errors=(401, 403, 404, 503),
+    secured=True,
+    description="Staff. Oldest first; `reason` says why each change happened "
+    "(`manual`, `claim`, `auto`, `unavailable`), `actorId` who made it (null: routing).",
+)
+async def assignments(request: Request, session_id: str) -> HTTPResponse:
+    principal = principal_of(request)
+    sid = path_uuid(session_id, "Session")
+    return json(await assignment.history(services(request), principal, sid))

@@ -11,6 +11,7 @@ from sanic.response import HTTPResponse, empty
 from app.api.auth import device_of
 from app.api.common import (
     AUTH,
+    AVAILABILITY,
     INVITATION,
     MEMBER,
     ROLE,
@@ -24,7 +25,7 @@ from app.api.common import (
 )
 from app.auth import STAFF_ROLES
 from app.client_ip import client_ip
-from app.domain import team
+from app.domain import availability, team
 from app.validation import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Reader, path_uuid
 
 agents = Blueprint("agents", url_prefix="/api/agents")
@@ -92,6 +93,27 @@ async def invite(request: Request) -> HTTPResponse:
         base_url=_base_url(request),
     )
     return json(out, status=201)
+
+
+@agents.patch("/me/availability")
+@documented(
+    "Set your own availability",
+    tag="team",
+    body=obj(["status"], status=AVAILABILITY),
+    ok=(200, MEMBER),
+    errors=(400, 401, 403, 413, 503),
+    secured=True,
+    description="Staff. `online` takes conversations (when routing is on), `busy` keeps "
+    "yours but takes no new ones, `offline` hands yours back to the queue at once (when "
+    "routing is on). Emits `agent_presence {agentId, status, available}` to staff.",
+)
+async def set_availability(request: Request) -> HTTPResponse:
+    principal = principal_of(request)
+    r = Reader(body_of(request))
+    status = r.choice("status", availability.STATUSES, required=True)
+    r.done()
+    assert status is not None
+    return json(await team.set_availability(services(request), principal, status))
 
 
 @agents.patch("/<agent_id:str>")

@@ -13,15 +13,18 @@ from app import db, serialize
 from app.auth import Principal, require_admin, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
-from app.domain import presence
+from app.domain import assignment, presence, routing
 from app.errors import BadRequest, NotFound
 from app.outage import REDIS
 
 STATUSES = ("active", "closed")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-SESSION_COLUMNS = (
+NEW_SESSION_COLUMNS = (
     "id, user_id, user_name, user_email, status, last_seq, created_at, updated_at, last_activity_at"
 )
+SESSION_COLUMNS = f"{NEW_SESSION_COLUMNS}, assignee_id, assigned_at, assignment_reason"
+# `?assignee=` besides a member's id.
+ASSIGNEE_FILTERS = ("me", "unassigned", "all")
 MESSAGE_COLUMNS = (
     "id, session_id, seq, sender_type, sender_id, content, is_read, client_message_id, created_at,"
     " sender_name"
@@ -52,7 +55,7 @@ async def create(
     now = dt.datetime.now(dt.UTC)
     try:
         row = await db.fetch_one(
-            f"INSERT INTO chat_session ({SESSION_COLUMNS}, client_session_key)"
+            f"INSERT INTO chat_session ({NEW_SESSION_COLUMNS}, client_session_key)"
             " VALUES ({}, {}, {}, {}, 'active', 0, {}, {}, {}, {})"
             f" RETURNING {SESSION_COLUMNS}",
             uuid.uuid4(),
@@ -75,6 +78,8 @@ async def create(
     assert row is not None
     body = serialize.session(row)
     await ctx.broadcaster.emit("session_created", body, [ADMINS_ROOM])
+    # Routing may give it an owner at once (session_assigned follows session_created).
+    await routing.drain(ctx)
     return _with_token(ctx, row, body), True
 
 
@@ -137,14 +142,21 @@ async def list_for_inbox(
     status: str | None,
     limit: int,
     before: str | None,
+    assignee: str | uuid.UUID = "all",
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest activity first; returns the page and the cursor of the next one, if any."""
-    require_admin(principal)
+    """Newest activity first; returns the page and the cursor of the next one, if any.
+    `assignee`: `me`, `unassigned`, `all` or a member's id."""
+    principal = require_admin(principal)
     where: list[str] = []
     args: list[object] = []
     if status is not None:
         where.append("status = {}")
         args.append(status)
+    if assignee == "unassigned":
+        where.append("assignee_id IS NULL")
+    elif assignee != "all":
+        where.append("assignee_id = {}")
+        args.append(principal.subject if assignee == "me" else assignee)
     if before is not None:
         at, sid = decode_cursor(before)
         where.append("(last_activity_at < {} OR (last_activity_at = {} AND id < {}))")
@@ -198,7 +210,18 @@ async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
     last = {str(r["session_id"]): r for r in last_rows}
     unread = {str(r["session_id"]): int(r["n"]) for r in unread_rows}
-    return [serialize.session(r, last.get(str(r["id"])), unread.get(str(r["id"]), 0)) for r in rows]
+    names = await assignment.display_names(
+        list({serialize.as_uuid(r["assignee_id"]) for r in rows if r["assignee_id"] is not None})
+    )
+    return [
+        serialize.session(
+            r,
+            last.get(str(r["id"])),
+            unread.get(str(r["id"]), 0),
+            names.get(str(r["assignee_id"])) if r["assignee_id"] is not None else None,
+        )
+        for r in rows
+    ]
 
 
 async def set_status(
@@ -221,7 +244,33 @@ async def set_status(
         raise NotFound("Session not found")
     body = (await _with_summaries([row]))[0]
     await ctx.broadcaster.emit("session_updated", body, [ADMINS_ROOM, session_room(session_id)])
+    # A close frees its owner's capacity; a reopened unassigned session waits again.
+    await routing.drain(ctx)
     return body
+
+
+async def claim(
+    ctx: Services, principal: Principal | None, session_id: uuid.UUID
+) -> dict[str, Any]:
+    """The caller takes an unassigned session: of many claiming at once exactly one wins,
+    the others get 409 `assignment_conflict`. Answers the session."""
+    await assignment.claim(ctx, principal, session_id)
+    return (await _with_summaries([await load(session_id)]))[0]
+
+
+async def assign(
+    ctx: Services,
+    principal: Principal | None,
+    session_id: uuid.UUID,
+    assignee_id: uuid.UUID | None,
+    expected: object = assignment.ANY,
+) -> dict[str, Any]:
+    """Hand a session to a member or back to the queue (None), optionally only if
+    `expected` is still the owner (else 409 `assignment_conflict`). Answers the session."""
+    change = await assignment.assign(ctx, principal, session_id, assignee_id, expected)
+    if change is not None and assignee_id is None:
+        await routing.drain(ctx)
+    return (await _with_summaries([await load(session_id)]))[0]
 
 
 def encode_cursor(row: dict[str, Any]) -> str:

@@ -17,13 +17,13 @@ from typing import Any
 from app import db, serialize
 from app.auth import STAFF_ROLES, Principal, require_admin, require_team_admin
 from app.context import Services
-from app.domain import signins
+from app.domain import availability, routing, signins
 from app.domain.admins import serialised
 from app.domain.signins import ADMIN_COLUMNS
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.revocation import Revocation
 
-MEMBER_COLUMNS = f"{ADMIN_COLUMNS}, password, deactivated_at, last_seen_at"
+MEMBER_COLUMNS = f"{ADMIN_COLUMNS}, password, deactivated_at, last_seen_at, availability"
 INVITE = "invite"
 RESET = "reset"
 # The demo console's page that takes each kind of link (the token rides in the fragment,
@@ -62,7 +62,21 @@ async def _member(ctx: Services, admin_id: uuid.UUID) -> dict[str, Any]:
     row = await db.fetch_one(f"SELECT {MEMBER_COLUMNS} FROM admin WHERE id = {{}}", admin_id)
     if row is None:
         raise NotFound("Team member not found")
-    return serialize.member(row, await _is_online(ctx, row["id"]))
+    return (await _members(ctx, [row]))[0]
+
+
+async def _members(ctx: Services, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    live = await availability.connected(ctx, [r["id"] for r in rows])
+    return [
+        serialize.member(
+            row,
+            await _is_online(ctx, row["id"]),
+            available=row["availability"] == "online"
+            and row["deactivated_at"] is None
+            and str(row["id"]) in live,
+        )
+        for row in rows
+    ]
 
 
 async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, Any]]:
@@ -73,7 +87,17 @@ async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, 
         " ORDER BY CASE WHEN role = 'admin' THEN 0 ELSE 1 END, lower(coalesce(full_name, email)),"
         " email"
     )
-    return [serialize.member(row, await _is_online(ctx, row["id"])) for row in rows]
+    return await _members(ctx, rows)
+
+
+async def set_availability(
+    ctx: Services, principal: Principal | None, status: str
+) -> dict[str, Any]:
+    """A member's own switch (online, busy, offline): staff hear `agent_presence`, and
+    routing reacts (offline hands their sessions back, online may take waiting ones)."""
+    agent_id, old, new = await availability.set_status(ctx, principal, status)
+    await routing.status_changed(ctx, agent_id, old, new)
+    return await _member(ctx, agent_id)
 
 
 async def invite(

@@ -20,7 +20,7 @@ from app import metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
-from app.domain import catchup, messages, presence, team
+from app.domain import availability, catchup, messages, presence, routing, team
 from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
 from app.outage import REDIS
 from app.realtime import testpoints
@@ -138,6 +138,11 @@ class Realtime:
             await self.sio.enter_room(sid, ADMINS_ROOM)
             with contextlib.suppress(Exception):
                 await team.staff_online(self.ctx, principal.subject, sid)
+            try:
+                if await availability.socket_up(self.ctx, principal.subject, sid):
+                    await routing.agent_connected(self.ctx, principal.subject)
+            except Exception as exc:  # the sweep routes what this could not
+                log.warning("routing after a staff connect failed: %r", exc)
         else:
             with contextlib.suppress(Exception):
                 await presence.customer_online(self.ctx, principal.subject, sid)
@@ -151,6 +156,7 @@ class Realtime:
             await presence.clear_typing_of(self.ctx, sid, sorted(conn.typing))
             if conn.principal.is_admin:
                 await team.staff_offline(self.ctx, conn.principal.subject, sid)
+                await availability.socket_down(self.ctx, conn.principal.subject, sid)
             else:
                 await presence.customer_offline(self.ctx, conn.principal.subject, sid)
         except Exception as exc:  # state store down: TTLs clean up instead
@@ -249,6 +255,9 @@ class Realtime:
         session's) and keep this worker's customers' presence entries alive."""
         interval = min(0.5, self.ctx.settings.typing_ttl / 4)
         beat_every = max(1, int(self.ctx.settings.presence_ttl / 3 / interval))
+        staff_beat_every = max(
+            1, int(availability.heartbeat_every(self.ctx.settings.availability_grace) / interval)
+        )
         credentials_every = max(1, int(SWEEP_SECONDS / interval))
         tick = 0
         while True:
@@ -258,6 +267,16 @@ class Realtime:
                 if tick % credentials_every == 0:
                     await self.credentials.sweep(self.connections.values())
                 await presence.sweep(self.ctx)
+                if tick % staff_beat_every == 0:
+                    await availability.heartbeat(
+                        self.ctx,
+                        [
+                            (c.principal.subject, c.sid)
+                            for c in list(self.connections.values())
+                            if c.principal.is_admin
+                        ],
+                    )
+                await self._route()
                 if tick % beat_every == 0:
                     customers = []
                     for conn in list(self.connections.values()):
@@ -275,6 +294,16 @@ class Realtime:
                 REDIS.failed("typing/presence sweep", exc)
             else:
                 REDIS.succeeded()
+
+    async def _route(self) -> None:
+        """Routing's sweep (unavailable owners, the backlog): a database failure is
+        logged and retried next tick, without stopping the presence sweep."""
+        try:
+            await routing.sweep(self.ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("routing sweep failed: %r", exc)
 
 
 def _cursor(r: Reader, name: str) -> int | None:
