@@ -25,6 +25,15 @@ EVENTS = (
 )
 
 
+def matching(**fields: Any) -> Callable[[Any], bool]:
+    """A `wait_for` predicate: the event has these values (camelCase keys)."""
+
+    def check(event: Any) -> bool:
+        return isinstance(event, dict) and all(event.get(k) == v for k, v in fields.items())
+
+    return check
+
+
 class Client:
     def __init__(self, url: str, token: str | None, transports: list[str] | None = None) -> None:
         self.url = url

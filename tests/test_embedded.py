@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.sockets import Client
+from tests.sockets import Client, matching
 from tests.support import Factory, LiveServer, bearer
 
 
@@ -279,3 +279,57 @@ async def test_a_burst_of_socket_sends_queues_behind_one_writer(tmp_path):
     assert len({m["id"] for m in agent.of("new_message")}) == total
     log = live.log_path.read_text()
     assert "Traceback" not in log and "database is locked" not in log
+
+
+async def test_claims_and_routing_hold_on_sqlite_with_one_writer_for_locks(tmp_path):
+    env = {
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+        "SQLITE_PATH": str(tmp_path / "routing.sqlite3"),
+        "AUTO_ASSIGN": "least_open",
+        "MAX_OPEN_PER_AGENT": "2",
+        "AVAILABILITY_GRACE": "2",
+    }
+    live = LiveServer("embedded-routing", env)
+    live.start(timeout=60)
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as api:
+            make = Factory(api)
+            boss = await make.admin_token()
+            await api.patch(
+                "/api/agents/me/availability", json={"status": "busy"}, headers=bearer(boss)
+            )
+            first, second = await make.agent(), await make.agent()
+            # Nobody available yet: a claim race on a waiting session, exactly one wins.
+            contested = await make.session()
+            answers = await asyncio.gather(
+                *(
+                    api.post(
+                        f"/api/sessions/{contested['id']}/claim",
+                        headers=bearer((first, second)[n % 2]["token"]),
+                    )
+                    for n in range(30)
+                )
+            )
+            assert sorted(r.status_code for r in answers) == [200] + [409] * 29
+            holder = next(r for r in answers if r.status_code == 200).json()["assigneeId"]
+            watcher = await connected(live.url, boss)
+            sockets = [await connected(live.url, a["token"]) for a in (first, second)]
+            sessions = [await make.session() for _ in range(4)]
+            # least_open under a cap of 2: one more for the other agent, then the queue.
+            for s in sessions[:3]:
+                await watcher.wait_for("session_assigned", matching(sessionId=s["id"]))
+            r = await api.get("/api/sessions?assignee=unassigned", headers=bearer(boss))
+            assert [s["id"] for s in r.json()] == [sessions[3]["id"]]
+            # The holder leaves for good: after the grace theirs go back to the queue.
+            leaving = sockets[0] if holder == first["admin"]["id"] else sockets[1]
+            await leaving.close()
+            await watcher.wait_for(
+                "session_assigned",
+                lambda e: e["reason"] == "unavailable" and e["sessionId"] == contested["id"],
+                within=20,
+            )
+            for client in (watcher, *sockets):
+                await client.close()
+    finally:
+        live.stop()

@@ -31,6 +31,8 @@ from app import db, serialize
 from app.context import Services
 from app.domain import assignment, availability
 
+TICK = dt.timedelta(microseconds=1)
+
 
 def routing_on(ctx: Services) -> bool:
     return ctx.settings.auto_assign != "off"
@@ -48,7 +50,6 @@ async def drain(ctx: Services) -> int:
     if not candidates:
         return 0
     cap = ctx.settings.max_open_per_agent
-    now = dt.datetime.now(dt.UTC)
     changes: list[assignment.Change] = []
     async with db.transaction():
         ids = sorted(candidates)
@@ -68,6 +69,9 @@ async def drain(ctx: Services) -> int:
         )
         open_now = {str(r["assignee_id"]): int(r["n"]) for r in counted}
         turns = {str(a["id"]): _at(a["last_routed_at"]) for a in agents}
+        # Taken under the locks, and after every turn already given: a drain that waited
+        # for the locks must not write turns older than the one it waited for.
+        now = max([dt.datetime.now(dt.UTC), *(t + TICK for t in turns.values() if t)])
         room = sum(max(cap - open_now.get(str(a), 0), 0) for a in locked)
         if room == 0:
             return 0
@@ -84,7 +88,7 @@ async def drain(ctx: Services) -> int:
             key = str(chosen)
             open_now[key] = open_now.get(key, 0) + 1
             # One microsecond apart: the order of this drain's turns survives the database.
-            turns[key] = now + dt.timedelta(microseconds=tick)
+            turns[key] = now + tick * TICK
             changes.append(
                 await assignment.change_owner(
                     serialize.as_uuid(row["id"]), chosen, None, "auto", None, now
