@@ -1,5 +1,6 @@
 """Indexes for ownership and routing: the inbox's `?assignee=` and the open sessions per
-agent, and the routing backlog (waiting sessions, oldest first). Both engines take
+agent, the routing backlog (waiting sessions, oldest first), and the owners the sweep
+checks. Both engines take
 partial indexes."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -13,9 +14,16 @@ FORWARDS = [
     "CREATE INDEX chat_session_assignee_idx ON chat_session (assignee_id, status)",
     "CREATE INDEX chat_session_waiting_idx ON chat_session (created_at, id)"
     " WHERE assignee_id IS NULL AND status = 'active'",
+    # Whose open sessions to check on every sweep: only the open, owned ones.
+    "CREATE INDEX chat_session_open_owner_idx ON chat_session (assignee_id)"
+    " WHERE assignee_id IS NOT NULL AND status = 'active'",
 ]
 
-BACKWARDS = ["DROP INDEX chat_session_waiting_idx", "DROP INDEX chat_session_assignee_idx"]
+BACKWARDS = [
+    "DROP INDEX chat_session_open_owner_idx",
+    "DROP INDEX chat_session_waiting_idx",
+    "DROP INDEX chat_session_assignee_idx",
+]
 
 
 class _Raw(Table, tablename="chat_session"):

@@ -103,3 +103,29 @@ def test_demo_fixes_hold_in_chromium_at_desktop_and_phone_width(tmp_path):
     finally:
         live.stop()
     assert len(result["steps"]) == 6
+
+
+def test_two_agents_claim_and_hand_over_in_chromium(tmp_path):
+    """Mine / Unassigned / All, Claim (two at once: one wins, the other is told), the
+    owner on each row, a hand-over, the agent's own status switch."""
+    if not Path(CHROMIUM).exists() or shutil.which("node") is None:
+        pytest.fail(f"needs node and Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(tmp_path / "owners.sqlite3")}
+    live = LiveServer("demo-ownership", env)
+    live.start(timeout=60)
+    shots = ("ownership-first", "ownership-second")
+    for shot in shots:
+        (ARTIFACTS / f"demo-{shot}.png").unlink(missing_ok=True)
+    try:
+        scenario: dict[str, object] = {
+            "url": live.url,
+            "artifacts": str(ARTIFACTS),
+            "password": PASSWORD,
+            "chromium": CHROMIUM,
+        }
+        result = run_node(ROOT / "tests" / "js" / "demo_assign.mjs", scenario, timeout=180)
+    finally:
+        live.stop()
+    assert result["oneClaimWon"] and result["handedOver"] and result["statusSwitched"]
+    for shot in shots:
+        assert (ARTIFACTS / f"demo-{shot}.png").stat().st_size > 0

@@ -1,6 +1,7 @@
 // The agent inbox: log in (or create the desk's first admin), see every conversation
 // live, answer one, and rejoin it after a reconnect from the last seq seen.
 import { $, Thread, api, call, clientMissing, h, newId, showConnection, stored, typingNotifier } from "/demo/static/common.js";
+import { ownership } from "/demo/static/ownership.js";
 import { linkInAddress, teamPanel } from "/demo/static/team.js";
 
 const saved = stored("helpline.demo.agent");
@@ -26,8 +27,25 @@ function note(text) {
   $("#note").textContent = text;
 }
 
+async function refreshSession(id) {
+  const s = await api(`/api/sessions/${id}`, { token: signedIn?.token }).catch(() => null);
+  if (s) sessions.set(id, { ...sessions.get(id), ...s });
+  if (s && id === current) showConversation(sessions.get(id));
+  renderInbox();
+}
+
+const owners = ownership({
+  token: () => signedIn?.token,
+  me: () => signedIn?.admin ?? {},
+  sessions,
+  current: () => current,
+  render: () => renderInbox(),
+  refresh: refreshSession,
+  note,
+});
+
 function renderInbox() {
-  const list = [...sessions.values()].sort((a, b) => b.lastActivityAt.localeCompare(a.lastActivityAt));
+  const list = [...sessions.values()].filter(owners.shown).sort((a, b) => b.lastActivityAt.localeCompare(a.lastActivityAt));
   $("#inbox-empty").hidden = list.length > 0;
   $("#sessions").replaceChildren(
     ...list.map((s) =>
@@ -41,6 +59,7 @@ function renderInbox() {
             s.unreadCount ? h("span", { class: "unread" }, s.unreadCount) : null,
           ),
           h("span", { class: "preview" }, s.typing ? "typing…" : s.lastMessage?.content ?? "No messages yet"),
+          h("span", { class: "owner", dataOwner: s.assigneeId ?? "" }, owners.ownerLabel(s)),
         ),
       ),
     ),
@@ -78,6 +97,7 @@ function showConversation(s) {
   $("#text").disabled = closed;
   $("#composer button").disabled = closed;
   $("#close").hidden = closed;
+  owners.showOwner(s);
 }
 
 async function join(sessionId) {
@@ -139,6 +159,7 @@ function connect(auth) {
   socket.on("connect", async () => {
     // After a reconnect: refresh the inbox, and catch the open thread up from its last seq.
     await loadInbox(auth.token).catch((err) => note(err.message));
+    await owners.start();
     if (current) await join(current);
   });
   socket.on("connect_error", (err) => {
@@ -155,6 +176,8 @@ function connect(auth) {
     renderInbox();
   });
   socket.on("new_message", onMessage);
+  socket.on("session_assigned", owners.assigned);
+  socket.on("agent_presence", owners.presence);
   socket.on("message_read", (message) => {
     if (message.sessionId === current) thread.update(message);
   });
@@ -188,6 +211,7 @@ function logout(message = "") {
   current = null;
   thread.clear();
   team.show(null);
+  owners.stop();
   signedIn = null;
   $("#desk").hidden = true;
   $("#login").hidden = false;
