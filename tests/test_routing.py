@@ -268,12 +268,19 @@ class TestLeastOpen:
         try:
             full = await _open_sessions(pair, 50)
             await _settled(db, 50, waiting=0)
-            backlog = []
+            backlog, tokens = [], []
             async with httpx.AsyncClient(base_url=pair[0].url, timeout=30) as api:
                 for n in range(20):
                     r = await api.post("/api/sessions", json={"userId": f"backlog-{n}"})
                     backlog.append(r.json()["id"])
+                    tokens.append(r.json()["customerToken"])
                 await _settled(db, 70, waiting=20)
+                # The customer's widget learns its place in the queue when it joins.
+                for n in (0, 19):
+                    mine = await Client(pair[n % 2].url, tokens[n]).connect()
+                    ack = await mine.call("join_session", backlog[n])
+                    await mine.close()
+                    assert ack["queuePosition"] == n + 1
                 for n, sid in enumerate(full[:20]):
                     r = await api.patch(
                         f"/api/sessions/{sid}/status",

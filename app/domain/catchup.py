@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from app.auth import Principal, require_session_access
 from app.context import Services
-from app.domain import messages, presence
+from app.domain import messages, presence, routing
 from app.outage import REDIS
 
 CATCHUP_LIMIT = 500
@@ -19,7 +19,8 @@ async def join(
     ctx: Services, principal: Principal | None, session_id: uuid.UUID, after: int | None
 ) -> dict[str, Any]:
     """What a (re)joining client needs: the messages after its cursor (so a reconnect has
-    no gap and no repeat), who is typing, and whether the customer is online."""
+    no gap and no repeat), who is typing, whether the customer is online, and while
+    routing is on and the session waits, its place in the queue."""
     if after is None:
         require_session_access(principal, session_id)
         await messages.load_session_exists(session_id)
@@ -48,4 +49,5 @@ async def join(
         "hasMore": more is not None,
         "typing": typing,
         "customerOnline": online,
+        "queuePosition": await routing.queue_position(ctx, session_id),
     }

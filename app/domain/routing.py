@@ -204,6 +204,22 @@ async def sweep(ctx: Services) -> None:
         await drain(ctx)
 
 
+async def queue_position(ctx: Services, session_id: uuid.UUID) -> int | None:
+    """Where a waiting session stands in the routing queue (1: next), None when it has
+    an owner, is closed, or routing is off (nobody is coming in any order)."""
+    if not routing_on(ctx):
+        return None
+    row = await db.fetch_one(
+        "SELECT count(*) AS n FROM chat_session s JOIN chat_session w"
+        " ON w.assignee_id IS NULL AND w.status = 'active'"
+        " AND (w.created_at < s.created_at OR (w.created_at = s.created_at AND w.id <= s.id))"
+        " WHERE s.id = {} AND s.assignee_id IS NULL AND s.status = 'active'",
+        session_id,
+    )
+    n = int(row["n"]) if row else 0
+    return n or None
+
+
 async def agent_connected(ctx: Services, agent_id: uuid.UUID) -> None:
     """A member's first live socket: they may now be available."""
     await availability.announce(ctx, agent_id)
