@@ -130,8 +130,8 @@ class TestRoundRobin:
             assert max(owners.values()) - min(owners.values()) <= 1
             history = await _history(db)
             _assigned_once(history, sessions)
-            # In turn all along: after each routing decision (one transaction, one
-            # timestamp) no agent is more than one session ahead of another.
+            # In turn all along: after each routing decision (decisions are written one
+            # microsecond apart) no agent is more than one session ahead of another.
             seen: Counter[str] = Counter(dict.fromkeys(ids, 0))
             by_decision: defaultdict[Any, list[str]] = defaultdict(list)
             for h in history:

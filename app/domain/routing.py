@@ -87,11 +87,12 @@ async def drain(ctx: Services) -> int:
                 break
             key = str(chosen)
             open_now[key] = open_now.get(key, 0) + 1
-            # One microsecond apart: the order of this drain's turns survives the database.
-            turns[key] = now + tick * TICK
+            # One microsecond apart: the order of this drain's decisions survives the
+            # database (round-robin's turns, and the history's order).
+            turns[key] = at = now + tick * TICK
             changes.append(
                 await assignment.change_owner(
-                    serialize.as_uuid(row["id"]), chosen, None, "auto", None, now
+                    serialize.as_uuid(row["id"]), chosen, None, "auto", None, at
                 )
             )
         for agent_id in {c.assignee_id for c in changes}:

@@ -67,7 +67,9 @@ try {
   }
   step("both see the conversation under Unassigned with a Claim button");
 
-  await Promise.all([grace.click("#claim"), linus.click("#claim")]);
+  // Pressed in both pages at once (a click that waited for the other's answer would find
+  // the button gone, which is the point).
+  await Promise.all([grace, linus].map((p) => p.evaluate(() => document.querySelector("#claim").click())));
   const owners = await Promise.all(
     [grace, linus].map(async (p) => {
       await p.locator("#conv-owner", { hasText: /You|Grace|Linus/ }).waitFor();
