@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +54,10 @@ FLOOD_STRIKES = 2
 # A connection with bytes waiting that has taken none of them for this long has stopped
 # reading (its websocket writer would wait on the transport forever): it is closed.
 STALL_SECONDS = 20.0
-# How often unauthenticated and stalled Engine.IO sessions are looked for.
+# How often unauthenticated and stalled Engine.IO sessions are looked for. The sweep
+# visits only the sessions that may be either (see `Guards.expired`, `GuardedEngine.
+# backlogged`), never all of them: at 20,000 idle websockets a walk over every session
+# each second was half of an idle worker's CPU (docs/idle-memory.md).
 SWEEP_INTERVAL = 1.0
 
 # python-socketio private names `GuardedServer` overrides (for the start-up hook check).
@@ -87,12 +90,11 @@ class ThrottledLog:
         log.warning(message + suffix, *args)
 
 
-@dataclass
+@dataclass(slots=True)
 class Peer:
     """One Engine.IO connection as the guards see it."""
 
     ip: str
-    opened: float
     tokens: float
     refilled: float
     in_flight: int = 0
@@ -112,6 +114,9 @@ class Guards:
         self.rate = float(settings.socket_events_per_second)
         self.burst = float(max(settings.socket_event_burst, 1))
         self.peers: dict[str, Peer] = {}
+        # (monotonic time opened, Engine.IO sid) in the order connections were admitted,
+        # so the oldest are at the head: the authentication timeout looks only there.
+        self.opened: deque[tuple[float, str]] = deque()
         self.per_ip: Counter[str] = Counter()
         self.noisy = ThrottledLog()
         origins = settings.cors_origin_list
@@ -130,7 +135,8 @@ class Guards:
             )
             return "Too many connections from this address"
         now = time.monotonic()
-        self.peers[eio_sid] = Peer(ip=ip, opened=now, tokens=self.burst, refilled=now)
+        self.peers[eio_sid] = Peer(ip=ip, tokens=self.burst, refilled=now)
+        self.opened.append((now, eio_sid))
         self.per_ip[ip] += 1
         return None
 
@@ -192,9 +198,16 @@ class Guards:
             peer.in_flight -= 1
 
     def expired(self, now: float) -> list[str]:
-        """Engine.IO sessions opened longer ago than the authentication timeout."""
+        """Engine.IO sessions still open that were opened longer ago than the
+        authentication timeout and not yet returned by an earlier call: each session is
+        returned once, so the caller decides then (authenticated by now, or closed)."""
         limit = now - self.settings.socket_auth_timeout
-        return [sid for sid, peer in self.peers.items() if peer.opened < limit]
+        opened, due = self.opened, []
+        while opened and opened[0][0] < limit:
+            eio_sid = opened.popleft()[1]
+            if eio_sid in self.peers:
+                due.append(eio_sid)
+        return due
 
 
 def queued_size(item: Any) -> int:
@@ -218,9 +231,16 @@ class SendQueue(asyncio.Queue[Any]):
     everything queued at once into a list of its own and sends it one frame at a time, so
     there the bytes leave only when a frame is handed to the transport (`sent`)."""
 
-    def __init__(self, limit: int, on_full: Callable[[SendQueue], None]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        on_full: Callable[[SendQueue], None],
+        backlog: set[Any] | None = None,
+    ) -> None:
         super().__init__()
         self.limit = limit
+        # Where a queue with bytes waiting puts itself for the stall check to look at.
+        self.backlog = backlog
         self.bytes = 0
         self.overflowed = False
         self.counted_on_send = False
@@ -236,6 +256,8 @@ class SendQueue(asyncio.Queue[Any]):
     def _put(self, item: Any) -> None:
         self.bytes += queued_size(item)
         super()._put(item)
+        if self.bytes and self.backlog is not None:
+            self.backlog.add(self)
         if self.bytes > self.limit and not self.overflowed:
             self.overflowed = True
             asyncio.get_running_loop().call_soon(self._on_full, self)
@@ -293,10 +315,17 @@ class GuardedEngine(engineio.AsyncServer):
     queue_limit: int | None = None
     _async: dict[str, Any]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Send queues and websockets (app/realtime/websocket.py) that had bytes waiting
+        # for their client when last written to: the only ones the stall check visits.
+        # Each leaves at the next sweep that finds nothing waiting.
+        self.backlogged: set[Any] = set()
+
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         if self.queue_limit is None:
             return super().create_queue(*args, **kwargs)
-        return SendQueue(self.queue_limit, self._overflowed)
+        return SendQueue(self.queue_limit, self._overflowed, self.backlogged)
 
     def _overflowed(self, queue: SendQueue) -> None:
         socket = next((s for s in list(self.sockets.values()) if s.queue is queue), None)
@@ -419,35 +448,17 @@ class GuardedServer(socketio.AsyncServer):
 
     async def sweep_unauthenticated(self) -> None:
         """Forever: close Engine.IO sessions that never completed a Socket.IO connect, and
-        those whose client stopped reading."""
+        those whose client stopped reading. Each pass costs what is backlogged or newly
+        past the authentication timeout, not what is connected."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             guards = self.guards
             if guards is None:
                 continue
-            now = time.monotonic()
-            for socket in list(self.eio.sockets.values()):
-                queue, ws = socket.queue, getattr(socket, "ws", None)
-                if socket.closed:
-                    continue
-                if isinstance(queue, SendQueue) and queue.stalled(now):
-                    waiting = queue.bytes
-                elif ws is not None and ws.stalled(now, STALL_SECONDS):
-                    waiting = ws.waiting()  # a websocket's bytes wait in its transport
-                else:
-                    continue
-                log.warning(
-                    "socket %s closed: its client took nothing of %d queued bytes in %ds",
-                    socket.sid,
-                    waiting,
-                    STALL_SECONDS,
-                )
-                terminate(self.eio, socket, "client stopped reading")
+            self._close_stalled(time.monotonic())
             for eio_sid in guards.expired(time.monotonic()):
                 if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
-                    # Authenticated: no longer watched for the timeout (kept for the rest).
-                    guards.peers[eio_sid].opened = float("inf")
-                    continue
+                    continue  # authenticated in time
                 socket = self.eio.sockets.get(eio_sid)
                 guards.noisy.warning(
                     "auth-timeout", "socket %s closed: no authentication in time", eio_sid
@@ -456,3 +467,39 @@ class GuardedServer(socketio.AsyncServer):
                     guards.closed(eio_sid)
                     continue
                 terminate(self.eio, socket, "authentication timeout")
+
+    def _close_stalled(self, now: float) -> None:
+        """Close the sessions whose client took none of the bytes waiting for it in
+        STALL_SECONDS; forget the backlogged ones that have nothing waiting any more."""
+        backlogged: set[Any] = getattr(self.eio, "backlogged", set())
+        for item in list(backlogged):
+            if isinstance(item, SendQueue):  # a long-polling session's
+                if item.bytes == 0:
+                    backlogged.discard(item)
+                    continue
+                if not item.stalled(now):
+                    continue
+                waiting = item.bytes
+                socket = next((s for s in self.eio.sockets.values() if s.queue is item), None)
+            else:  # a websocket's: its bytes wait in its transport
+                socket = item.socket
+                if item.transport is None or socket.closed:
+                    backlogged.discard(item)
+                    continue
+                if not item.stalled(now, STALL_SECONDS):
+                    if item.stuck is None:  # nothing waiting
+                        backlogged.discard(item)
+                    continue
+                waiting = item.waiting()
+            backlogged.discard(item)
+            if socket is None or socket.closed:
+                if isinstance(item, SendQueue):
+                    item.drop_all()
+                continue
+            log.warning(
+                "socket %s closed: its client took nothing of %d queued bytes in %ds",
+                socket.sid,
+                waiting,
+                STALL_SECONDS,
+            )
+            terminate(self.eio, socket, "client stopped reading")

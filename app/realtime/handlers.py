@@ -132,7 +132,8 @@ class Realtime:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from None
-        self.connections[sid] = Connection(sid, principal)
+        conn = self.connections[sid] = Connection(sid, principal)
+        self.credentials.watch(conn)
         metrics.SOCKETS.labels(principal.role).inc()
         if principal.is_admin:
             await self.sio.enter_room(sid, ADMINS_ROOM)
@@ -151,6 +152,7 @@ class Realtime:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        self.credentials.forget(sid)
         metrics.SOCKETS.labels(conn.principal.role).dec()
         try:
             await presence.clear_typing_of(self.ctx, sid, sorted(conn.typing))
@@ -265,7 +267,7 @@ class Realtime:
             tick += 1
             try:
                 if tick % credentials_every == 0:
-                    await self.credentials.sweep(self.connections.values())
+                    await self.credentials.sweep(self.connections)
                 await presence.sweep(self.ctx)
                 if tick % staff_beat_every == 0:
                     await availability.heartbeat(

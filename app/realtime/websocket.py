@@ -125,13 +125,24 @@ class WebSocketConnection(asyncio.Protocol):
         )
         transport.write(data)
         self.written += len(data)
-        # What the kernel would not take waits here, for a client that does not read:
-        # past the guards' cap (SOCKET_QUEUE_BYTES) it is closed (app/realtime/guards.py).
+        waiting = transport.get_write_buffer_size()
+        if waiting:
+            self._backlog(waiting)
+
+    def _backlog(self, waiting: int) -> None:
+        """What the kernel would not take waits in the transport, for a client that does
+        not read: past the guards' cap (SOCKET_QUEUE_BYTES) it is closed at once, below it
+        the guards' stall check watches it (app/realtime/guards.py). A client that reads
+        leaves nothing waiting, and nothing to watch."""
         server = self.socket.server
         limit = getattr(server, "queue_limit", None)
-        if limit is not None and transport.get_write_buffer_size() > limit:
+        if limit is not None and waiting > limit:
             self.transport = None
             server.close_slow_reader(self.socket)
+            return
+        backlogged = getattr(server, "backlogged", None)
+        if backlogged is not None:
+            backlogged.add(self)
 
     def close(self, code: int = CLOSE_NORMAL) -> None:
         """Send a close frame and close the TCP connection once what is written is sent."""
@@ -150,7 +161,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     def stalled(self, now: float, seconds: float) -> bool:
         """Bytes wait for the client and the kernel has taken none for `seconds` (the
-        guards' sweep asks every second: a websocket's queue is its transport's buffer)."""
+        guards' sweep asks every second while bytes wait: a websocket's queue is its
+        transport's buffer)."""
         waiting = self.waiting()
         if waiting == 0:
             self.stuck = None
