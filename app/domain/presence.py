@@ -132,10 +132,14 @@ async def customer_heartbeat(ctx: Services, session_id: uuid.UUID, connection: s
 async def customer_heartbeats(ctx: Services, connections: list[tuple[uuid.UUID, str]]) -> None:
     """`customer_heartbeat` for a worker's connections at once: an idle worker's beat is
     two Redis round trips per batch instead of two per connection."""
+    if not connections:
+        return
     ttl = ctx.settings.presence_ttl
-    await ctx.state.mark_many([(_presence_key(str(s)), sid) for s, sid in connections], ttl)
-    due = time.time() + ttl
-    await ctx.state.schedule_many(PRESENCE_DEADLINES, {str(s): due for s, _ in connections})
+    sessions = [str(s) for s, _ in connections]
+    await ctx.state.mark_many(
+        [(_presence_key(s), sid) for s, (_, sid) in zip(sessions, connections, strict=True)], ttl
+    )
+    await ctx.state.schedule_many(PRESENCE_DEADLINES, dict.fromkeys(sessions, time.time() + ttl))
 
 
 async def customer_offline(ctx: Services, session_id: uuid.UUID, connection: str) -> None:

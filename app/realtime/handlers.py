@@ -280,16 +280,7 @@ class Realtime:
                     )
                 await self._route()
                 if tick % beat_every == 0:
-                    customers = []
-                    for conn in list(self.connections.values()):
-                        if conn.principal.is_admin:
-                            await team.staff_online(self.ctx, conn.principal.subject, conn.sid)
-                        else:
-                            customers.append((conn.principal.subject, conn.sid))
-                    for at in range(0, len(customers), HEARTBEAT_BATCH):
-                        await presence.customer_heartbeats(
-                            self.ctx, customers[at : at + HEARTBEAT_BATCH]
-                        )
+                    await self._beat()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: try again next tick
@@ -306,6 +297,22 @@ class Realtime:
             raise
         except Exception as exc:
             log.warning("routing sweep failed: %r", exc)
+
+    async def _beat(self) -> None:
+        """Keep this worker's sockets' presence alive: staff one by one, customers a
+        batch per Redis call. A batch's entries are built when it is sent, so none
+        outlives its call (a list of every customer kept across the beat's awaits grew
+        the collector's oldest generation by one tuple per idle connection every beat)."""
+        conns = list(self.connections.values())
+        for at in range(0, len(conns), HEARTBEAT_BATCH):
+            customers = []
+            for conn in conns[at : at + HEARTBEAT_BATCH]:
+                p = conn.principal
+                if p.is_admin:
+                    await team.staff_online(self.ctx, p.subject, conn.sid)
+                else:
+                    customers.append((p.subject, conn.sid))
+            await presence.customer_heartbeats(self.ctx, customers)
 
 
 def _cursor(r: Reader, name: str) -> int | None:
