@@ -11,8 +11,9 @@ revoked while it stays open. Three things keep it honest on this worker:
 
 The sweep costs what it finds, not what is connected: it looks at every socket only once
 the earliest expiry among them has passed (customer tokens last days, so that is rare),
-and re-checks the staff sockets it was told of (`watch`). Walking all of them every second
-was a sixth of an idle worker's CPU at 20,000 customer websockets (docs/idle-memory.md).
+and re-checks the staff sockets it was told of (`watch`, kept in `staff`). Walking all of
+them every second was a sixth of an idle worker's CPU at 20,000 customer websockets
+(docs/idle-memory.md).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ class Credentials:
         # No watched socket's token expires before this (Unix time; a lower bound: a
         # socket that left may have set it).
         self._next_expiry = float("inf")
-        # The staff sockets, re-checked every sweep.
-        self._staff: set[str] = set()
+        # This worker's staff sockets by sid: re-checked every sweep, and what the staff
+        # availability heartbeat walks instead of every socket.
+        self.staff: set[str] = set()
 
     def watch(self, conn: Connected) -> None:
         """A socket connected: its expiry and, for staff, its account are swept from now."""
@@ -59,10 +61,10 @@ class Credentials:
         if p.expires_at:
             self._next_expiry = min(self._next_expiry, p.expires_at)
         if p.is_admin:
-            self._staff.add(conn.sid)
+            self.staff.add(conn.sid)
 
     def forget(self, sid: str) -> None:
-        self._staff.discard(sid)
+        self.staff.discard(sid)
 
     async def current(self, conn: Connected) -> Principal:
         """The connection's principal as it stands now, or Unauthorized (and the socket
@@ -99,10 +101,10 @@ class Credentials:
                     await self.drop(conn.sid, "token_expired", EXPIRED.code)
                 else:
                     self._next_expiry = min(self._next_expiry, expires_at)
-        for sid in list(self._staff):
+        for sid in list(self.staff):
             staffer = connections.get(sid)
             if staffer is None:
-                self._staff.discard(sid)
+                self.staff.discard(sid)
                 continue
             p = staffer.principal
             if not p.is_admin or p.sign_in is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,14 +271,7 @@ class Realtime:
                     await self.credentials.sweep(self.connections)
                 await presence.sweep(self.ctx)
                 if tick % staff_beat_every == 0:
-                    await availability.heartbeat(
-                        self.ctx,
-                        [
-                            (c.principal.subject, c.sid)
-                            for c in list(self.connections.values())
-                            if c.principal.is_admin
-                        ],
-                    )
+                    await availability.heartbeat(self.ctx, self._staff_sockets())
                 await self._route()
                 if tick % beat_every == 0:
                     await self._beat()
@@ -287,6 +281,16 @@ class Realtime:
                 REDIS.failed("typing/presence sweep", exc)
             else:
                 REDIS.succeeded()
+
+    def _staff_sockets(self) -> list[tuple[uuid.UUID, str]]:
+        """(agent, sid) of this worker's staff sockets, found without walking every socket
+        (a worker's sockets are mostly customers')."""
+        out = []
+        for sid in list(self.credentials.staff):
+            conn = self.connections.get(sid)
+            if conn is not None and conn.principal.is_admin:
+                out.append((conn.principal.subject, sid))
+        return out
 
     async def _route(self) -> None:
         """Routing's sweep (unavailable owners, the backlog): a database failure is
