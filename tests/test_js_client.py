@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
 import pytest
 
-from tests.support import ROOT, run_node
+from app.config import Settings
+from app.realtime import testpoints
+from tests.support import ROOT, Factory, LiveServer, run_node
 
 SCRIPT = ROOT / "tests" / "js" / "chat.mjs"
 
@@ -33,3 +38,42 @@ async def test_browser_client_chats_across_two_servers(make, server, server_b, t
     )
     assert result["refusal"] == "Invalid token"
     assert result["transports"] == ["websocket", "websocket"]
+
+
+CONNECT_PAUSE = 2.0
+
+
+@pytest.fixture(scope="module")
+def pausing_server(database_url: str, redis_url: str) -> Iterator[LiveServer]:
+    """Its staff sockets' connect handlers wait CONNECT_PAUSE s before answering."""
+    env = {testpoints.CONNECT_PAUSE: str(CONNECT_PAUSE)}
+    with LiveServer.running("connect-pause", database_url, redis_url, **env) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    "transports", [["websocket"], None], ids=["websocket", "default-transports"]
+)
+async def test_a_staff_socket_hears_no_event_before_its_connect(pausing_server, transports):
+    async with httpx.AsyncClient(base_url=pausing_server.url, timeout=10) as api:
+        make = Factory(api)
+        token = await make.admin_token()
+        session = await make.session()
+    result = run_node(
+        ROOT / "tests" / "js" / "connect_order.mjs",
+        {
+            "url": pausing_server.url,
+            "adminToken": token,
+            "customerToken": session["customerToken"],
+            "transports": transports,
+        },
+    )
+    assert result["customerFirst"], "the customer connected after the agent's answer"
+    # Online was announced before the agent was answered: not for it. Offline came after.
+    assert result["agent"] == ["connect", "presence:false"]
+
+
+def test_the_connect_pause_is_never_read_in_production() -> None:
+    environ = {testpoints.CONNECT_PAUSE: "5"}
+    assert testpoints.connect_pause(Settings(), environ) == 5.0
+    assert testpoints.connect_pause(Settings(env="production"), environ) == 0.0

@@ -58,6 +58,7 @@ class Realtime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._join_pause = testpoints.join_pause(ctx.settings)
+        self._connect_pause = testpoints.connect_pause(ctx.settings)
         self.credentials = Credentials(sio, ctx)
         ctx.revocations.on(self.revoked)
         sio.on("connect", self.connect)
@@ -137,7 +138,8 @@ class Realtime:
         self.credentials.watch(conn)
         metrics.SOCKETS.labels(principal.role).inc()
         if principal.is_admin:
-            await self.sio.enter_room(sid, ADMINS_ROOM)
+            # Entered on the CONNECT answer: no inbox event may come before it.
+            await self.sio.manager.enter_room_on_connect(sid, "/", ADMINS_ROOM)
             with contextlib.suppress(Exception):
                 await team.staff_online(self.ctx, principal.subject, sid)
             try:
@@ -145,6 +147,8 @@ class Realtime:
                     await routing.agent_connected(self.ctx, principal.subject)
             except Exception as exc:  # the sweep routes what this could not
                 log.warning("routing after a staff connect failed: %r", exc)
+            if self._connect_pause:
+                await asyncio.sleep(self._connect_pause)
         else:
             with contextlib.suppress(Exception):
                 await presence.customer_online(self.ctx, principal.subject, sid)

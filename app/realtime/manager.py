@@ -19,6 +19,7 @@ Here a worker SUBSCRIBEs to the channel of every named room one of its sockets i
 - Redis lost: the listener reconnects, subscribes again to every room in the local room
   table, and then calls `on_resubscribed` with those rooms, so the application can tell
   their clients to re-join with `after` (emits published meanwhile reached nobody).
+- Rooms asked for in a connect handler are entered on the CONNECT answer (admission.py).
 - Only public python-socketio names are used (`AsyncManager` and its documented
   methods), so no guarded hook is needed.
 
@@ -39,13 +40,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-import socketio
 from engineio import packet as eio_packet
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.broadcast import ADMINS_ROOM
 from app.outage import REDIS
+from app.realtime.admission import AdmitAfterConnect
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Counters:
         return dict(self.__dict__)
 
 
-class RoomChannelManager(socketio.AsyncManager):
+class RoomChannelManager(AdmitAfterConnect):
     name = "helpline-room-channels"
 
     def __init__(
@@ -145,6 +146,13 @@ class RoomChannelManager(socketio.AsyncManager):
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         body = orjson.dumps([event, *args])
         await self._publish_to(namespace, room, skip_sid, "emit", body)
+
+    async def prepare_room(self, namespace: str, room: str) -> None:
+        """Subscribed (and confirmed) before the CONNECT answer. Should the sweep drop the
+        channel before the socket is in the room (a rare moment), entering subscribes
+        again and waits for it."""
+        if routed(room):
+            await self._subscribe(room_channel(self.control, room), wait=True)
 
     async def enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None

@@ -17,6 +17,7 @@ from sanic import Sanic
 from sanic_ext.extensions.openapi import openapi
 
 from app.config import Settings
+from app.realtime.admission import AdmitAfterConnect
 from app.realtime.affinity import AffinitySocketIO, Relay
 from app.realtime.codec import OrjsonCodec
 from app.realtime.engine import SocketIO
@@ -53,7 +54,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
             stats_key=f"{settings.redis_namespace}:socketio:counters",
         )
         if settings.redis_url
-        else None
+        else AdmitAfterConnect()
     )
     # With Redis, polling sessions may be served by any worker (see affinity.py).
     server_class = AffinitySocketIO if settings.redis_url else SocketIO

@@ -12,12 +12,23 @@ from app.config import Settings
 
 # Seconds join_session waits between entering the room and reading the history.
 JOIN_PAUSE = "HELPLINE_TEST_JOIN_PAUSE"
+# Seconds a staff socket's connect handler waits before it returns (before the CONNECT
+# answer goes out): events for `admins` meanwhile must not reach it ahead of that answer.
+CONNECT_PAUSE = "HELPLINE_TEST_CONNECT_PAUSE"
 
 
 def join_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
+    return _seconds(settings, JOIN_PAUSE, environ)
+
+
+def connect_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
+    return _seconds(settings, CONNECT_PAUSE, environ)
+
+
+def _seconds(settings: Settings, variable: str, environ: dict[str, str] | None) -> float:
     if settings.production:
         return 0.0
-    raw = (os.environ if environ is None else environ).get(JOIN_PAUSE, "")
+    raw = (os.environ if environ is None else environ).get(variable, "")
     try:
         return max(0.0, float(raw)) if raw else 0.0
     except ValueError:

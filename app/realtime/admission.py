@@ -1,0 +1,49 @@
+"""Rooms a socket enters once its Socket.IO CONNECT answer is on its way.
+
+python-socketio sends a connection's CONNECT answer after the connect handler returns. A
+room entered inside the handler (a staff socket's `admins`) lets an event for that room
+reach the socket ahead of the answer, which the protocol has no place for:
+socket.io-client v4 keeps such an event in its receive buffer and fires it just before
+"connect" (so a listener added in the "connect" handler never hears it, and the console
+hears of a customer before it knows it is connected); a client that keeps to the
+protocol may drop it. So the handler asks for the room here, and the manager puts the
+socket in it in `connect`, which python-socketio calls right after sending the answer.
+What is slow about entering a room (a Redis subscription) is done before the answer, so a
+client told it is connected is already subscribed; `connect` itself only adds the socket
+to the local room table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+
+class AdmitAfterConnect(socketio.AsyncManager):
+    """python-socketio's in-process manager, with rooms entered on the CONNECT answer
+    (RoomChannelManager builds on it for the Redis channels)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_connect: dict[tuple[str, str], list[str]] = {}
+
+    async def prepare_room(self, namespace: str, room: str) -> None:
+        """Whatever entering `room` will need, done before the answer (nothing here)."""
+
+    async def enter_room_on_connect(self, sid: str, namespace: str, room: str) -> None:
+        """From a connect handler: `sid` enters `room` once its connection is answered."""
+        await self.prepare_room(namespace, room)
+        self._on_connect.setdefault((sid, namespace), []).append(room)
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        # python-socketio calls this right after the CONNECT answer is sent.
+        answered = await super().connect(sid, namespace)
+        for room in self._on_connect.pop((sid, namespace), []):
+            await self.enter_room(sid, namespace, room)
+        return answered
+
+    async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
+        # A refused or vanished connection never enters what it asked for.
+        self._on_connect.pop((sid, namespace), None)
+        return await super().disconnect(sid, namespace, **kwargs)
