@@ -134,6 +134,8 @@ ROWS: list[tuple[str, str, str, str, bool]] = [
     ),
     ("REST history page (50): req/s @32", "≥ 1,500", "rest", "history.req_per_s", True),
     ("REST history page: p99 ms", "", "rest", "history.latency_ms.p99", False),
+    ("REST inbox page (50): req/s @32", "", "rest", "inbox.req_per_s", True),
+    ("REST inbox page: p99 ms", "", "rest", "inbox.latency_ms.p99", False),
     ("REST session creation: req/s @32", "", "rest", "session_create.req_per_s", True),
     ("REST login: req/s @32", "", "rest", "login.req_per_s", True),
 ]

@@ -1,4 +1,4 @@
-"""REST figures under a fixed concurrency: history page, session creation, login.
+"""REST figures under a fixed concurrency: history page, inbox page, session creation, login.
 
 wrk drives the load when it is installed (it costs the 2-core machine far less CPU than a
 Python client); otherwise an aiohttp client runs in its own process.
@@ -45,8 +45,11 @@ class Request:
     headers: dict[str, str]
 
 
+INBOX_SESSIONS = 50
+
+
 def prepare(url: str, history_messages: int = 120) -> list[Request]:
-    """An admin, a session with history, and the three requests to repeat."""
+    """An admin, a session with history, a full inbox page, and the requests to repeat."""
     with httpx.Client(base_url=url, timeout=30) as api:
         email = "rest@bench.example"
         r = api.post("/api/auth/register", json={"email": email, "password": PASSWORD})
@@ -60,8 +63,17 @@ def prepare(url: str, history_messages: int = 120) -> list[Request]:
                 json={"sessionId": session["id"], "content": f"history message {i}"},
                 headers=customer if i % 2 else admin,
             ).raise_for_status()
+        # A full inbox page of sessions with a message each (summaries, presence).
+        for i in range(INBOX_SESSIONS - 1):
+            other = api.post("/api/sessions", json={"userId": f"bench-inbox-{i}"}).json()
+            api.post(
+                "/api/chat/messages",
+                json={"sessionId": other["id"], "content": f"inbox message {i}"},
+                headers={"Authorization": f"Bearer {other['customerToken']}"},
+            ).raise_for_status()
     json_type = {"Content-Type": "application/json"}
     return [
+        Request("inbox", "GET", f"/api/sessions?limit={INBOX_SESSIONS}", None, admin),
         Request("history", "GET", f"/api/chat/messages/{session['id']}?limit=50", None, admin),
         Request(
             "session_create",
