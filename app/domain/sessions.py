@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import uuid
@@ -170,8 +171,11 @@ async def list_for_inbox(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    items = await _with_summaries(rows)
-    online = await _customers_online(ctx, [serialize.as_uuid(r["id"]) for r in rows])
+    # Presence is read beside the summaries, not after them: no added round trip.
+    items, online = await asyncio.gather(
+        _with_summaries(rows),
+        _customers_online(ctx, [serialize.as_uuid(r["id"]) for r in rows]),
+    )
     for item, row, is_online in zip(items, rows, online, strict=True):
         item["cursor"] = encode_cursor(row)
         item["customerOnline"] = is_online
