@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import db
-from app.auth import Principal, StaffRole
+from app.auth import Principal
 from app.errors import Unauthorized
+from app.models import StaffRole
 from app.revocation import Revocation
 
 # How often a sign-in's lastSeenAt is written at most (it is a "recently" hint, not a log).

@@ -19,6 +19,7 @@ from passlib.context import CryptContext
 
 from app.config import Settings
 from app.errors import Forbidden, NotFound, Unauthorized
+from app.models import SenderType, StaffRole
 
 ISSUER = "helpline"
 ADMIN_AUDIENCE = "helpline:admin"
@@ -26,8 +27,6 @@ CUSTOMER_AUDIENCE = "helpline:customer"
 ALGORITHM = "HS256"
 
 Role = Literal["admin", "customer"]
-StaffRole = Literal["admin", "agent"]
-STAFF_ROLES: tuple[StaffRole, ...] = ("admin", "agent")
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Principal:
         return self.role == "admin" and self.staff_role == "admin"
 
     @property
-    def sender_type(self) -> str:
+    def sender_type(self) -> SenderType:
         """The original's senderType vocabulary: 'admin' or 'user'."""
         return "admin" if self.is_admin else "user"
 

@@ -24,7 +24,7 @@ from app.failures import explain
 if TYPE_CHECKING:
     # Imported lazily at run time: app.auth brings prometheus-client, which `serve` must
     # import only after it has chosen the metrics directory.
-    from app.auth import StaffRole
+    from app.models import StaffRole
 
 # Whoever runs the CLI already holds the database: they act as an admin would.
 OPERATOR_ID = uuid.UUID(int=0)
@@ -134,34 +134,35 @@ def _read_password(given: str | None) -> str:
 async def _create_admin(
     settings: Settings, email: str, password: str, full_name: str | None, role: StaffRole
 ) -> dict[str, object]:
+    from app import contract, models
     from app.auth import Principal
     from app.context import Services
     from app.domain import admins
     from app.state import MemoryState
-    from app.validation import read_registration
 
-    # The same rules as POST /api/auth/register, through the same reader.
-    clean_email, clean_password, clean_name = read_registration(
-        {"email": email, "password": password, "fullName": full_name}
+    # The same rules as POST /api/auth/register: the same declared shape.
+    new = contract.read(
+        models.Registration, {"email": email, "password": password, "fullName": full_name}
     )
     services = Services.build(settings, state=MemoryState())
     out = await admins.register(
         services,
         Principal(role="admin", subject=OPERATOR_ID, staff_role="admin"),
-        email=clean_email,
-        password=clean_password,
-        full_name=clean_name,
+        email=new.email,
+        password=new.password,
+        full_name=new.fullName,
         ip="cli",
         role=role,
     )
-    return dict(out["admin"])
+    admin: dict[str, object] = contract.to_builtins(out.admin)
+    return admin
 
 
 def create_admin(settings: Settings, args: argparse.Namespace) -> int:
     """An admin without HTTP: the first one of a desk, or one more (admin or agent) at
     any time."""
-    from app.auth import STAFF_ROLES
     from app.errors import ApiError
+    from app.models import STAFF_ROLES
 
     # `main` refused any other role before the settings were read.
     role = next(r for r in STAFF_ROLES if r == args.role)
@@ -246,7 +247,7 @@ def _argument_problem(args: argparse.Namespace) -> str | None:
     before the settings are read, so the mistake is the only line."""
     if args.command != "create-admin":
         return None
-    from app.auth import STAFF_ROLES
+    from app.models import STAFF_ROLES
 
     if args.role in STAFF_ROLES:
         return None

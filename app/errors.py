@@ -7,8 +7,9 @@ Every failure a client sees is `{"error": <human message>, "code": <machine code
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic.exceptions import SanicException
@@ -18,6 +19,14 @@ from app.db import UNAVAILABLE
 from app.outage import REDIS
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Every failure's JSON, REST answer and socket `error` alike."""
+
+    error: Annotated[str, msgspec.Meta(description="Human-readable message (the original's)")]
+    code: Annotated[str, msgspec.Meta(description="Machine-readable code")]
+    details: dict[str, Any] | None = None
 
 
 class ApiError(Exception):
@@ -42,11 +51,8 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
 
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message, "code": self.code}
-        if self.details:
-            out["details"] = self.details
-        return out
+    def body(self) -> ErrorBody:
+        return ErrorBody(error=self.message, code=self.code, details=self.details or None)
 
     @property
     def retryable(self) -> bool:

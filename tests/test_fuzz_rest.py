@@ -1,6 +1,8 @@
 """Every REST route, fuzzed from its own OpenAPI description against a live server:
 valid and invalid inputs, with no token, an admin's or a customer's, and with ids that
-exist. Nothing may answer 5xx, and the server must still be there afterwards."""
+exist. Nothing may answer 5xx, every answer must be one the document describes (its
+status, its body's schema, its declared headers), and the server must still be there
+afterwards."""
 
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support import LiveServer, bearer
 
@@ -22,6 +30,13 @@ EXAMPLES_PER_ROUTE = 120
 FUZZ_EMAIL = "fuzz@example.com"
 FUZZ_PASSWORD = "fuzz-password-1"
 FIGURES: Counter[str] = Counter()
+# What an answer must match in the OpenAPI document the models generate (app/contract.py).
+CONFORMANCE = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -66,6 +81,8 @@ def call(case: Any, mode: str, url: str, world: dict[str, str]) -> None:
     if response.status_code >= 400:
         kind = response.headers.get("content-type") or [""]
         assert kind[0].startswith("application/json"), response.text
+    case.validate_response(response, checks=CONFORMANCE)
+    FIGURES["validated"] += 1
 
 
 def _sign_in_again(url: str, world: dict[str, str]) -> None:
@@ -106,6 +123,7 @@ def test_no_route_answers_5xx(server: LiveServer, world: dict[str, str]) -> None
     print(f"\n[fuzz:rest] {dict(FIGURES)}")
     assert FIGURES["routes"] == len(operations) > 10
     assert FIGURES["5xx"] == 0
+    assert FIGURES["validated"] == FIGURES["requests"]
 
 
 def test_server_survived_the_fuzzing(server: LiveServer) -> None:

@@ -5,58 +5,40 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty
 
+from app import contract, models
 from app.api.common import (
-    ADMIN,
-    AUTH,
-    SIGN_IN,
-    STR,
     body_of,
     documented,
     json,
-    obj,
     principal_of,
     services,
 )
 from app.client_ip import client_ip
 from app.domain import admins, signins
-from app.validation import (
-    MAX_PASSWORD,
-    MIN_PASSWORD,
-    Reader,
-    normalise_email,
-    path_uuid,
-    read_registration,
-)
+from app.validation import path_uuid
 
 bp = Blueprint("auth", url_prefix="/api/auth")
-
-CREDENTIALS = obj(
-    ["email", "password"],
-    email={"type": "string", "format": "email", "maxLength": 254},
-    password={"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD},
-    fullName={"type": "string", "maxLength": 200},
-)
 
 
 @bp.post("/register")
 @documented(
     "Create an admin",
     tag="auth",
-    body=CREDENTIALS,
-    ok=(201, AUTH),
+    body=models.Registration,
+    ok=(201, models.SignedIn),
     errors=(400, 401, 403, 409, 413, 429, 503),
     description="Open while no admin exists; afterwards an admin token is required "
     "unless OPEN_SIGNUP is set.",
 )
 async def register(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    email, password, full_name = read_registration(body_of(request))
+    new = contract.read(models.Registration, body_of(request))
     out = await admins.register(
         services(request),
         principal,
-        email=email,
-        password=password,
-        full_name=full_name,
+        email=new.email,
+        password=new.password,
+        full_name=new.fullName,
         ip=client_ip(request),
         device=device_of(request),
     )
@@ -67,21 +49,17 @@ async def register(request: Request) -> HTTPResponse:
 @documented(
     "Log in (admin or agent): a new sign-in session",
     tag="auth",
-    body=obj(["email", "password"], email=STR, password=STR),
-    ok=(200, AUTH),
+    body=models.Login,
+    ok=(200, models.SignedIn),
     errors=(400, 401, 403, 413, 429, 503),
     description="403 `account_deactivated` for a deactivated account (right password).",
 )
 async def login(request: Request) -> HTTPResponse:
-    r = Reader(body_of(request))
-    email = r.string("email", required=True, max_len=254)
-    password = r.string("password", required=True, strip=False, max_len=MAX_PASSWORD)
-    r.done()
-    assert email is not None and password is not None
+    credentials = contract.read(models.Login, body_of(request))
     out = await admins.login(
         services(request),
-        email=normalise_email(email)[0],
-        password=password,
+        email=credentials.email,
+        password=credentials.password,
         ip=client_ip(request),
         device=device_of(request),
     )
@@ -92,7 +70,7 @@ async def login(request: Request) -> HTTPResponse:
 @documented(
     "The staff member of this token",
     tag="auth",
-    ok=(200, ADMIN),
+    ok=(200, models.Admin),
     errors=(401, 403, 503),
     secured=True,
 )
@@ -110,7 +88,7 @@ def device_of(request: Request) -> str | None:
 @documented(
     "This account's live sign-in sessions",
     tag="auth",
-    ok=(200, {"type": "array", "items": SIGN_IN}),
+    ok=(200, list[models.SignIn]),
     errors=(401, 403, 503),
     secured=True,
     description="Newest first; `current` marks the one of this token.",
@@ -124,7 +102,7 @@ async def list_sign_ins(request: Request) -> HTTPResponse:
 @documented(
     "End one of this account's sign-in sessions",
     tag="auth",
-    ok=(204, {}),
+    ok=(204, None),
     errors=(401, 403, 404, 503),
     secured=True,
     description="Its tokens answer 401 `token_revoked` and its sockets are disconnected "
@@ -141,7 +119,7 @@ async def revoke_sign_in(request: Request, sign_in_id: str) -> HTTPResponse:
 @documented(
     "Log out: end this token's sign-in session",
     tag="auth",
-    ok=(204, {}),
+    ok=(204, None),
     errors=(401, 403, 503),
     secured=True,
 )
@@ -155,7 +133,7 @@ async def logout(request: Request) -> HTTPResponse:
 @documented(
     "Log out everywhere: end every sign-in session of this account",
     tag="auth",
-    ok=(204, {}),
+    ok=(204, None),
     errors=(401, 403, 503),
     secured=True,
 )
@@ -169,12 +147,8 @@ async def logout_all(request: Request) -> HTTPResponse:
 @documented(
     "Change this account's password",
     tag="auth",
-    body=obj(
-        ["currentPassword", "newPassword"],
-        currentPassword=STR,
-        newPassword={"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD},
-    ),
-    ok=(204, {}),
+    body=models.PasswordChange,
+    ok=(204, None),
     errors=(400, 401, 403, 413, 429, 503),
     secured=True,
     description="Ends every other sign-in session of the account; this one stays. "
@@ -182,10 +156,8 @@ async def logout_all(request: Request) -> HTTPResponse:
 )
 async def change_password(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    r = Reader(body_of(request))
-    current = r.string("currentPassword", required=True, strip=False, max_len=MAX_PASSWORD)
-    new = r.password("newPassword")
-    r.done()
-    assert current is not None and new is not None
-    await admins.change_password(services(request), principal, current=current, new=new)
+    change = contract.read(models.PasswordChange, body_of(request))
+    await admins.change_password(
+        services(request), principal, current=change.currentPassword, new=change.newPassword
+    )
     return empty()

@@ -5,67 +5,40 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
+from app import contract, models
 from app.api.common import (
-    MESSAGE,
     body_of,
     documented,
     json,
     next_link,
-    obj,
     principal_of,
     services,
 )
 from app.domain import messages
-from app.errors import BadRequest
-from app.validation import MAX_CLIENT_MESSAGE_ID, MAX_CONTENT, path_uuid, query_int, read_send
+from app.validation import path_uuid
 
 bp = Blueprint("chat", url_prefix="/api/chat")
-
-MESSAGE_BODY = obj(
-    ["sessionId", "content"],
-    sessionId={"type": "string", "format": "uuid"},
-    content={"type": "string", "minLength": 1, "maxLength": MAX_CONTENT},
-    senderType={
-        "type": "string",
-        "enum": ["user", "admin"],
-        "description": "Optional; must match the token's role",
-    },
-    clientMessageId={
-        "type": "string",
-        "maxLength": MAX_CLIENT_MESSAGE_ID,
-        "description": "Client-chosen id; a retry with the same id returns the stored message",
-    },
-)
-SEQ_MAX = 2**31 - 1
 
 
 @bp.get("/messages/<session_id:str>")
 @documented(
     "Message history, oldest first",
     tag="messages",
-    ok=(200, {"type": "array", "items": MESSAGE}),
+    ok=(200, list[models.Message]),
+    paged=True,
     errors=(400, 401, 404, 503),
     secured=True,
     description="`after=<seq>` walks forward from a position (reconnect catch-up); "
     "`before=<seq>` or no cursor walks back from the newest. "
     'A `Link: rel="next"` header names the next page while more remain.',
-    query={
-        "limit": ({"type": "integer", "minimum": 1, "maximum": 500}, "Page size, default 100"),
-        "after": ({"type": "integer", "minimum": 0}, "Messages with a greater `seq`"),
-        "before": ({"type": "integer", "minimum": 0}, "Messages with a smaller `seq`"),
-    },
+    query=models.HistoryQuery,
 )
 async def history(request: Request, session_id: str) -> HTTPResponse:
     principal = principal_of(request)
     sid = path_uuid(session_id, "Session")
-    limit = query_int(request.args, "limit", default=100, low=1, high=500)
-    before = query_int(request.args, "before", default=None, low=0, high=SEQ_MAX)
-    after = query_int(request.args, "after", default=None, low=0, high=SEQ_MAX)
-    if before is not None and after is not None:
-        raise BadRequest("Use either before or after, not both", code="validation_error")
-    assert limit is not None
+    query = contract.read_query(models.HistoryQuery, request.args)
     items, following = await messages.history(
-        services(request), principal, sid, limit=limit, before=before, after=after
+        services(request), principal, sid, limit=query.limit, before=query.before, after=query.after
     )
     headers = next_link(request, following) if following else None
     return json(items, headers=headers)
@@ -75,8 +48,9 @@ async def history(request: Request, session_id: str) -> HTTPResponse:
 @documented(
     "Send a message",
     tag="messages",
-    body=MESSAGE_BODY,
-    ok=(201, MESSAGE),
+    body=models.NewMessage,
+    ok=(201, models.Message),
+    also=(200,),
     errors=(400, 401, 403, 404, 409, 413, 429, 503),
     secured=True,
     description="The sender's role comes from the token. Answers 201 when stored, 200 with "
@@ -84,15 +58,8 @@ async def history(request: Request, session_id: str) -> HTTPResponse:
 )
 async def post_message(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    sid, content, sender, client_id = read_send(body_of(request))
-    body, created = await messages.post(
-        services(request),
-        principal,
-        session_id=sid,
-        content=content,
-        client_message_id=client_id,
-        claimed_sender=sender,
-    )
+    send = contract.read(models.NewMessage, body_of(request))
+    body, created = await messages.post(services(request), principal, send)
     return json(body, status=201 if created else 200)
 
 
@@ -100,7 +67,7 @@ async def post_message(request: Request) -> HTTPResponse:
 @documented(
     "Mark a message read",
     tag="messages",
-    ok=(200, MESSAGE),
+    ok=(200, models.Message),
     errors=(401, 403, 404, 503),
     secured=True,
     description="Each side marks the other side's messages. Broadcasts `message_read`.",

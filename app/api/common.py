@@ -9,12 +9,15 @@ from urllib.parse import quote, urlencode
 import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
-from sanic_ext.extensions.openapi import openapi
+from sanic_ext.extensions.openapi import definitions, openapi
+from sanic_ext.extensions.openapi.builders import OperationStore
 from sanic_ext.extensions.openapi.types import Schema
 
+from app import contract
 from app.auth import Principal
 from app.context import Services
-from app.errors import BadRequest, Unauthorized
+from app.contract import Shape
+from app.errors import BadRequest, ErrorBody, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +54,13 @@ def principal_of(request: Request) -> Principal | None:
     return found if isinstance(found, Principal) else None
 
 
+def presented_credentials(request: Request) -> Principal | Unauthorized | None:
+    """What the Authorization header proved: a principal, the reason it proved nothing,
+    or None without one; for the use cases that decide themselves what a bad one means."""
+    found = getattr(request.ctx, "auth", None)
+    return found if isinstance(found, Principal | Unauthorized) else None
+
+
 def body_of(request: Request) -> Any:
     if not request.body:
         raise BadRequest("Request body must be a JSON object", code="invalid_body")
@@ -61,8 +71,9 @@ def body_of(request: Request) -> Any:
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """A JSON answer: a declared shape (app/models.py), a list of them, or a plain dict."""
     return HTTPResponse(
-        orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+        contract.encode(data), status=status, headers=headers, content_type="application/json"
     )
 
 
@@ -74,16 +85,6 @@ def next_link(request: Request, params: dict[str, Any]) -> dict[str, str]:
     qs = urlencode(merged, quote_via=quote)
     return {"Link": f'<{quote(request.path)}?{qs}>; rel="next"'}
 
-
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "code"],
-    "properties": {
-        "error": {"type": "string", "description": "Human-readable message"},
-        "code": {"type": "string", "description": "Machine-readable code"},
-        "details": {"type": "object"},
-    },
-}
 
 ERROR_TEXT = {
     400: "Invalid input (`validation_error`, `invalid_json`, `invalid_body`)",
@@ -98,32 +99,84 @@ ERROR_TEXT = {
 }
 
 
+# Headers an answer carries, declared so the fuzzer checks them (tests/test_fuzz_rest.py).
+REQUEST_ID_HEADER = {
+    "X-Request-Id": {
+        "description": "This request's id in the server's logs (the client's, when sent)",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+RETRY_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+LINK_HEADER = {
+    "Link": {
+        "description": 'RFC 8288 `<…>; rel="next"`: the next page, while more remain',
+        "schema": {"type": "string"},
+    }
+}
+
+
+class _Response(definitions.Response):
+    """sanic-ext's response definition with the `headers` field of OpenAPI's."""
+
+    headers: dict[str, Any] | None
+
+
+def _respond(
+    func: Any, status: int, content: dict[str, Any], text: str, headers: dict[str, Any]
+) -> Any:
+    OperationStore()[func].responses[status] = _Response(
+        definitions.MediaType.all(content),
+        status=status,
+        description=text,
+        headers={**REQUEST_ID_HEADER, **headers},
+    )
+    return func
+
+
+def _schema_of(shape: Any) -> dict[str, Any]:
+    """A declared shape's OpenAPI schema; a dict is taken as a schema already."""
+    return shape if isinstance(shape, dict) else contract.schema(shape)
+
+
 def documented(
     summary: str,
     *,
     tag: str,
-    body: dict[str, Any] | None = None,
-    ok: tuple[int, dict[str, Any]] | None = None,
+    body: Any = None,
+    ok: tuple[int, Any] | None = None,
+    also: tuple[int, ...] = (),
     errors: tuple[int, ...] = (),
     secured: bool = False,
     description: str | None = None,
-    query: dict[str, tuple[dict[str, Any], str]] | None = None,
+    query: type[Shape] | None = None,
+    paged: bool = False,
 ) -> Callable[[F], F]:
-    """OpenAPI for one route: summary, body schema, query parameters, success and every
-    error it may answer (`query` maps a name to its schema and description)."""
+    """OpenAPI for one route from its declared shapes (app/models.py): summary, `body`
+    and `query` models, the success status with its answer's model (`None`: no body),
+    `also` the other success statuses answering the same, every error it may answer, and
+    whether a `Link` header names a next page."""
 
     def apply(func: F) -> F:
         out: Any = func
-        for name, (schema, text) in (query or {}).items():
+        for name, schema, text in contract.query_parameters(query) if query else ():
             out = openapi.parameter(name, Schema(**schema), "query", description=text)(out)
+        errors_content = {"application/json": contract.schema(ErrorBody)}
         for status in errors:
-            out = openapi.response(status, {"application/json": ERROR_SCHEMA}, ERROR_TEXT[status])(
-                out
-            )
+            retry = RETRY_HEADER if status in (429, 503) else {}
+            out = _respond(out, status, errors_content, ERROR_TEXT[status], retry)
         if ok is not None:
-            out = openapi.response(ok[0], {"application/json": ok[1]}, "Success")(out)
+            content = {} if ok[1] is None else {"application/json": _schema_of(ok[1])}
+            for status in (ok[0], *also):
+                out = _respond(out, status, content, "Success", LINK_HEADER if paged else {})
         if body is not None:
-            out = openapi.body({"application/json": body}, required=True)(out)
+            out = openapi.body({"application/json": _schema_of(body)}, required=True)(out)
         if secured:
             out = openapi.secured("token")(out)
         if description:
@@ -133,96 +186,3 @@ def documented(
         return out
 
     return apply
-
-
-def obj(required: list[str], **props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": props}
-
-
-STR = {"type": "string"}
-UUID_STR = {"type": "string", "format": "uuid"}
-TS = {"type": "string", "format": "date-time"}
-ROLE = {"type": "string", "enum": ["admin", "agent"]}
-ADMIN = obj(["id", "email", "role"], id=UUID_STR, email=STR, fullName=STR, role=ROLE, createdAt=TS)
-AUTH = obj(["token", "admin"], token=STR, admin=ADMIN)
-MEMBER = obj(
-    ["id", "email", "role", "active", "invited"],
-    **ADMIN["properties"],
-    active={"type": "boolean", "description": "False once deactivated"},
-    invited={"type": "boolean", "description": "The invitation is not accepted yet"},
-    deactivatedAt=TS,
-    lastSeenAt=TS,
-    online={"type": "boolean", "description": "Has a socket open on any worker now"},
-    availability={
-        "type": "string",
-        "enum": ["online", "busy", "offline"],
-        "description": "The member's own switch",
-    },
-    available={
-        "type": "boolean",
-        "description": "`online` and connected (within AVAILABILITY_GRACE): routing may "
-        "give them sessions",
-    },
-)
-SIGN_IN = obj(
-    ["id", "createdAt", "current"],
-    id=UUID_STR,
-    device={"type": "string", "description": "The User-Agent it signed in with"},
-    ip=STR,
-    createdAt=TS,
-    lastSeenAt=TS,
-    current={"type": "boolean"},
-)
-INVITATION = obj(
-    ["id", "url", "token", "expiresAt"],
-    id=UUID_STR,
-    url={"type": "string", "description": "The demo console's page that accepts it"},
-    token={"type": "string", "description": "Single use; only its hash is stored"},
-    expiresAt=TS,
-)
-MESSAGE = obj(
-    ["id", "sessionId", "seq", "senderType", "content", "isRead", "createdAt"],
-    id=UUID_STR,
-    sessionId=UUID_STR,
-    seq={"type": "integer", "description": "Per-session position; the history cursor"},
-    senderType={"type": "string", "enum": ["user", "admin"]},
-    senderId=STR,
-    senderName={"type": "string", "description": "A staff sender's display name"},
-    content=STR,
-    isRead={"type": "boolean"},
-    clientMessageId=STR,
-    createdAt=TS,
-)
-SESSION = obj(
-    ["id", "userId", "status", "createdAt"],
-    id=UUID_STR,
-    userId=STR,
-    userName=STR,
-    userEmail=STR,
-    status={"type": "string", "enum": ["active", "closed"]},
-    lastSeq={"type": "integer"},
-    createdAt=TS,
-    updatedAt=TS,
-    lastActivityAt=TS,
-    lastMessage=MESSAGE,
-    unreadCount={"type": "integer"},
-    cursor={"type": "string", "description": "Pass as `before` for the next inbox page"},
-    assigneeId={**UUID_STR, "nullable": True, "description": "The owner; null: waiting"},
-    assigneeName={"type": "string", "nullable": True, "description": "The owner's name"},
-    assignedAt={**TS, "nullable": True},
-    assignmentReason={
-        "type": "string",
-        "nullable": True,
-        "enum": ["manual", "claim", "auto", "unavailable"],
-        "description": "Why the owner has it, or why it went back to the queue",
-    },
-)
-ASSIGNMENT = obj(
-    ["assigneeId", "previousAssigneeId", "reason", "at"],
-    assigneeId={**UUID_STR, "nullable": True},
-    previousAssigneeId={**UUID_STR, "nullable": True},
-    reason={"type": "string", "enum": ["manual", "claim", "auto", "unavailable"]},
-    actorId={**UUID_STR, "nullable": True, "description": "Who made it; null: routing"},
-    at=TS,
-)
-AVAILABILITY = {"type": "string", "enum": ["online", "busy", "offline"]}

@@ -8,32 +8,23 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty
 
+from app import contract, models
 from app.api.auth import device_of
 from app.api.common import (
-    AUTH,
-    AVAILABILITY,
-    INVITATION,
-    MEMBER,
-    ROLE,
-    STR,
     body_of,
     documented,
     json,
-    obj,
     principal_of,
     services,
 )
-from app.auth import STAFF_ROLES
 from app.client_ip import client_ip
-from app.domain import availability, team
-from app.validation import MAX_NAME, MAX_PASSWORD, MIN_PASSWORD, Reader, path_uuid
+from app.domain import team
+from app.validation import path_uuid
 
 agents = Blueprint("agents", url_prefix="/api/agents")
 invitations = Blueprint("invitations", url_prefix="/api/invitations")
 links = Blueprint("links", url_prefix="/api/auth")
 
-NAME = {"type": "string", "maxLength": MAX_NAME}
-NEW_PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
 LINK_ERRORS = (400, 404, 409, 410, 413, 429, 503)
 LINK_TEXT = (
     "404 `invitation_not_found` (unknown or revoked), 409 `invitation_used`, "
@@ -53,7 +44,7 @@ def _member_id(value: str) -> Any:
 @documented(
     "The team: every admin and agent",
     tag="team",
-    ok=(200, {"type": "array", "items": MEMBER}),
+    ok=(200, list[models.Member]),
     errors=(401, 403, 503),
     secured=True,
     description="Staff only. Admins first, then by name; `online` means a socket is open.",
@@ -67,10 +58,8 @@ async def list_team(request: Request) -> HTTPResponse:
 @documented(
     "Invite a member (admin)",
     tag="team",
-    body=obj(
-        ["email", "role"], email={"type": "string", "format": "email"}, fullName=NAME, role=ROLE
-    ),
-    ok=(201, obj(["agent", "invitation"], agent=MEMBER, invitation=INVITATION)),
+    body=models.NewMember,
+    ok=(201, models.Invited),
     errors=(400, 401, 403, 409, 413, 503),
     secured=True,
     description="The member exists at once (`invited: true`) and can log in once they "
@@ -78,18 +67,13 @@ async def list_team(request: Request) -> HTTPResponse:
 )
 async def invite(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    r = Reader(body_of(request))
-    email = r.email("email", required=True)
-    full_name = r.string("fullName", max_len=MAX_NAME)
-    role = r.choice("role", STAFF_ROLES, required=True)
-    r.done()
-    assert email is not None and role is not None
+    new = contract.read(models.NewMember, body_of(request))
     out = await team.invite(
         services(request),
         principal,
-        email=email,
-        full_name=full_name,
-        role=role,
+        email=new.email,
+        full_name=new.fullName,
+        role=new.role,
         base_url=_base_url(request),
     )
     return json(out, status=201)
@@ -99,8 +83,8 @@ async def invite(request: Request) -> HTTPResponse:
 @documented(
     "Set your own availability",
     tag="team",
-    body=obj(["status"], status=AVAILABILITY),
-    ok=(200, MEMBER),
+    body=models.AvailabilityChange,
+    ok=(200, models.Member),
     errors=(400, 401, 403, 413, 503),
     secured=True,
     description="Staff. `online` takes conversations (when routing is on), `busy` keeps "
@@ -109,19 +93,16 @@ async def invite(request: Request) -> HTTPResponse:
 )
 async def set_availability(request: Request) -> HTTPResponse:
     principal = principal_of(request)
-    r = Reader(body_of(request))
-    status = r.choice("status", availability.STATUSES, required=True)
-    r.done()
-    assert status is not None
-    return json(await team.set_availability(services(request), principal, status))
+    change = contract.read(models.AvailabilityChange, body_of(request))
+    return json(await team.set_availability(services(request), principal, change.status))
 
 
 @agents.patch("/<agent_id:str>")
 @documented(
     "Rename a member or change their role",
     tag="team",
-    body={**obj([], fullName=NAME, role=ROLE), "minProperties": 1},
-    ok=(200, MEMBER),
+    body=models.MemberChange,
+    ok=(200, models.Member),
     errors=(400, 401, 403, 404, 409, 413, 503),
     secured=True,
     description="Anyone may rename themselves; admins rename anyone and change roles. "
@@ -130,13 +111,10 @@ async def set_availability(request: Request) -> HTTPResponse:
 async def update(request: Request, agent_id: str) -> HTTPResponse:
     principal = principal_of(request)
     member = _member_id(agent_id)
-    r = Reader(body_of(request))
-    full_name = r.string("fullName", max_len=MAX_NAME)
-    role = r.choice("role", STAFF_ROLES)
-    if full_name is None and role is None:
-        r.errors["fullName"] = "or role is required"
-    r.done()
-    out = await team.update(services(request), principal, member, full_name=full_name, role=role)
+    change = contract.read(models.MemberChange, body_of(request))
+    out = await team.update(
+        services(request), principal, member, full_name=change.fullName, role=change.role
+    )
     return json(out)
 
 
@@ -145,7 +123,7 @@ def _member_action(path: str, summary: str, description: str, errors: tuple[int,
         documented_func = documented(
             summary,
             tag="team",
-            ok=(200, MEMBER),
+            ok=(200, models.Member),
             errors=errors,
             secured=True,
             description=description,
@@ -184,7 +162,7 @@ async def reactivate(request: Request, agent_id: str) -> HTTPResponse:
 @documented(
     "End every sign-in of a member (admin)",
     tag="team",
-    ok=(204, {}),
+    ok=(204, None),
     errors=(401, 403, 404, 503),
     secured=True,
     description="A lost laptop: the member stays active and may log in again.",
@@ -200,7 +178,7 @@ async def sign_out_member(request: Request, agent_id: str) -> HTTPResponse:
 @documented(
     "A one-time password-reset link for a member (admin)",
     tag="team",
-    ok=(201, INVITATION),
+    ok=(201, models.Invitation),
     errors=(401, 403, 404, 409, 503),
     secured=True,
     description="Hand it over yourself (no email yet). Using it sets the password and ends "
@@ -217,7 +195,7 @@ async def reset_link(request: Request, agent_id: str) -> HTTPResponse:
 @documented(
     "Re-issue a member's invitation (admin)",
     tag="team",
-    ok=(201, INVITATION),
+    ok=(201, models.Invitation),
     errors=(401, 403, 404, 409, 503),
     secured=True,
     description="The earlier link stops working. 409 `already_joined` once accepted.",
@@ -233,7 +211,7 @@ async def reissue(request: Request, agent_id: str) -> HTTPResponse:
 @documented(
     "Revoke an invitation or reset link (admin)",
     tag="team",
-    ok=(204, {}),
+    ok=(204, None),
     errors=(401, 403, 404, 503),
     secured=True,
 )
@@ -244,23 +222,18 @@ async def revoke(request: Request, invitation_id: str) -> HTTPResponse:
     return empty()
 
 
-async def _redeem(request: Request, kind: str, with_name: bool) -> HTTPResponse:
+async def _redeem(request: Request, kind: str, shape: type[models.PasswordReset]) -> HTTPResponse:
     ctx = services(request)
     ip = client_ip(request)
     # Per IP, as registrations: a valid link costs a password hash.
     await ctx.limiter.hit("redeem", ip, ctx.settings.rate_register)
-    r = Reader(body_of(request))
-    token = r.string("token", required=True, max_len=200)
-    password = r.password("password")
-    full_name = r.string("fullName", max_len=MAX_NAME) if with_name else None
-    r.done()
-    assert token is not None and password is not None
+    link = contract.read(shape, body_of(request))
     out = await team.redeem(
         ctx,
         kind,
-        token=token,
-        password=password,
-        full_name=full_name,
+        token=link.token,
+        password=link.password,
+        full_name=link.fullName if isinstance(link, models.InvitationAcceptance) else None,
         ip=ip,
         device=device_of(request),
     )
@@ -271,23 +244,23 @@ async def _redeem(request: Request, kind: str, with_name: bool) -> HTTPResponse:
 @documented(
     "Accept an invitation: set a password and sign in",
     tag="auth",
-    body=obj(["token", "password"], token=STR, password=NEW_PASSWORD, fullName=NAME),
-    ok=(200, AUTH),
+    body=models.InvitationAcceptance,
+    ok=(200, models.SignedIn),
     errors=LINK_ERRORS,
     description=f"Answers `{{token, admin}}` like login. {LINK_TEXT}",
 )
 async def accept_invite(request: Request) -> HTTPResponse:
-    return await _redeem(request, team.INVITE, with_name=True)
+    return await _redeem(request, team.INVITE, models.InvitationAcceptance)
 
 
 @links.post("/reset-password")
 @documented(
     "Use a password-reset link: set a new password and sign in",
     tag="auth",
-    body=obj(["token", "password"], token=STR, password=NEW_PASSWORD),
-    ok=(200, AUTH),
+    body=models.PasswordReset,
+    ok=(200, models.SignedIn),
     errors=LINK_ERRORS,
     description=f"Ends every other sign-in of the account. {LINK_TEXT}",
 )
 async def reset_password(request: Request) -> HTTPResponse:
-    return await _redeem(request, team.RESET, with_name=False)
+    return await _redeem(request, team.RESET, models.PasswordReset)

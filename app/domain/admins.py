@@ -7,16 +7,17 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
-from app import db, serialize
-from app.auth import Principal, StaffRole, require_admin
+from app import db
+from app.auth import Principal, require_admin
 from app.context import Services
 from app.domain import signins
 from app.domain.signins import ADMIN_COLUMNS
 from app.errors import Conflict, Forbidden, RateLimited, Unauthorized
+from app.models import Admin, SignedIn, StaffRole
+from app.validation import normalise_email
 
 INVALID_LOGIN = "Invalid email or password"
 
@@ -31,7 +32,7 @@ async def register(
     ip: str,
     device: str | None = None,
     role: StaffRole = "admin",
-) -> dict[str, Any]:
+) -> SignedIn:
     """Open while no admin exists (the first one bootstraps the desk), then for admins
     (by role; agents may not) unless open sign-up is configured. Creates an account with
     `role` (REST: always `admin`; the CLI may ask for an agent) and signs it in:
@@ -96,7 +97,7 @@ async def _check_may_register(ctx: Services, principal: Principal | None) -> Non
 
 async def login(
     ctx: Services, *, email: str, password: str, ip: str, device: str | None = None
-) -> dict[str, Any]:
+) -> SignedIn:
     """One answer for an unknown email and a wrong password; each success is a new
     sign-in session, and a deactivated account with the right password answers 403
     `account_deactivated`.
@@ -107,6 +108,8 @@ async def login(
     for an email from many addresses cannot lock its owner out.
     """
     settings = ctx.settings
+    # Whatever way it is written, an address is counted and looked up as its one spelling.
+    email = normalise_email(email)[0]
     pair = f"{email}|{ip}"
     await ctx.limiter.hit("login-ip", ip, settings.rate_login_failures_ip)
     try:
@@ -130,7 +133,7 @@ async def login(
     return await signins.issue(ctx, row, device=device, ip=ip)
 
 
-async def me(ctx: Services, principal: Principal | None) -> dict[str, Any]:
+async def me(ctx: Services, principal: Principal | None) -> Admin:
     principal = require_admin(principal)
     row = await db.fetch_one(
         f"SELECT {ADMIN_COLUMNS} FROM admin WHERE id = {{}}", principal.subject
@@ -138,7 +141,7 @@ async def me(ctx: Services, principal: Principal | None) -> dict[str, Any]:
     if row is None:
         # A token for an admin that was since deleted is no longer a credential.
         raise Unauthorized("Invalid token", code="invalid_token")
-    return serialize.admin(row)
+    return Admin.of(row)
 
 
 async def count(ctx: Services) -> int:

@@ -17,13 +17,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app import db, serialize
+from app import db
 from app.auth import Principal, require_admin
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.errors import BadRequest, Conflict, NotFound
+from app.models import (
+    ASSIGNMENT_REASONS,
+    Assignment,
+    AssignmentReason,
+    SessionAssigned,
+    as_uuid,
+    iso,
+)
 
-REASONS = ("manual", "claim", "auto", "unavailable")
+REASONS = ASSIGNMENT_REASONS
 # A value for `expected` meaning "no compare-and-set".
 ANY = object()
 
@@ -35,7 +43,7 @@ class Change:
     session_id: uuid.UUID
     assignee_id: uuid.UUID | None
     previous_id: uuid.UUID | None
-    reason: str
+    reason: AssignmentReason
     at: dt.datetime
 
 
@@ -45,14 +53,14 @@ def for_update() -> str:
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
-    return None if value is None else serialize.as_uuid(value)
+    return None if value is None else as_uuid(value)
 
 
 async def change_owner(
     session_id: uuid.UUID,
     assignee_id: uuid.UUID | None,
     previous_id: uuid.UUID | None,
-    reason: str,
+    reason: AssignmentReason,
     actor_id: uuid.UUID | None,
     now: dt.datetime,
 ) -> Change:
@@ -96,14 +104,14 @@ async def tell(ctx: Services, changes: list[Change]) -> None:
         return
     names = await display_names([c.assignee_id for c in changes if c.assignee_id is not None])
     for change in changes:
-        event = {
-            "sessionId": str(change.session_id),
-            "assigneeId": serialize.uid(change.assignee_id),
-            "assigneeName": names.get(str(change.assignee_id)) if change.assignee_id else None,
-            "previousAssigneeId": serialize.uid(change.previous_id),
-            "reason": change.reason,
-            "assignedAt": serialize.iso(change.at) if change.assignee_id else None,
-        }
+        event = SessionAssigned(
+            sessionId=change.session_id,
+            assigneeId=change.assignee_id,
+            assigneeName=names.get(str(change.assignee_id)) if change.assignee_id else None,
+            previousAssigneeId=change.previous_id,
+            reason=change.reason,
+            assignedAt=iso(change.at) if change.assignee_id else None,
+        )
         await ctx.broadcaster.emit(
             "session_assigned", event, [ADMINS_ROOM, session_room(change.session_id)]
         )
@@ -122,7 +130,7 @@ def _conflict(current: uuid.UUID | None) -> Conflict:
     return Conflict(
         "Someone else changed this session's owner first: reload it and try again",
         code="assignment_conflict",
-        details={"assigneeId": serialize.uid(current)},
+        details={"assigneeId": None if current is None else str(current)},
     )
 
 
@@ -173,7 +181,7 @@ async def _change(
     session_id: uuid.UUID,
     assignee_id: uuid.UUID | None,
     expected: object,
-    reason: str,
+    reason: AssignmentReason,
 ) -> Change:
     now = dt.datetime.now(dt.UTC)
     async with db.transaction():
@@ -193,7 +201,7 @@ async def _change(
 
 async def history(
     ctx: Services, principal: Principal | None, session_id: uuid.UUID
-) -> list[dict[str, Any]]:
+) -> list[Assignment]:
     """The session's owners over time, oldest first (staff only)."""
     require_admin(principal)
     rows = await db.fetch(
@@ -202,12 +210,12 @@ async def history(
         session_id,
     )
     return [
-        {
-            "assigneeId": serialize.uid(r["assignee_id"]),
-            "previousAssigneeId": serialize.uid(r["previous_assignee_id"]),
-            "reason": r["reason"],
-            "actorId": serialize.uid(r["actor_id"]),
-            "at": serialize.iso(r["created_at"]),
-        }
+        Assignment(
+            assigneeId=r["assignee_id"],
+            previousAssigneeId=r["previous_assignee_id"],
+            reason=r["reason"],
+            actorId=r["actor_id"],
+            at=iso(r["created_at"]),
+        )
         for r in rows
     ]

@@ -18,14 +18,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import cast
 
 from app import db
 from app.auth import Principal, require_admin
 from app.broadcast import ADMINS_ROOM
 from app.context import Services
+from app.models import AVAILABILITIES, AgentPresence, Availability, as_uuid
 
-STATUSES = ("online", "busy", "offline")
+STATUSES = AVAILABILITIES
 # Statuses that keep a member's conversations while connected.
 KEEPING = ("online", "busy")
 DEADLINES = "availability:deadlines"
@@ -109,15 +110,15 @@ async def available_agents(ctx: Services) -> list[uuid.UUID]:
     return [uuid.UUID(a) for a in online if a in live]
 
 
-def presence_event(agent_id: object, status: str, is_connected: bool) -> dict[str, Any]:
-    return {
-        "agentId": str(agent_id),
-        "status": status,
-        "available": status == "online" and is_connected,
-    }
+def presence_event(agent_id: object, status: str, is_connected: bool) -> AgentPresence:
+    return AgentPresence(
+        agentId=as_uuid(agent_id),
+        status=cast(Availability, status),
+        available=status == "online" and is_connected,
+    )
 
 
-async def announce(ctx: Services, agent_id: object) -> dict[str, Any]:
+async def announce(ctx: Services, agent_id: object) -> AgentPresence:
     """Tell staff a member's status and availability now (`agent_presence`)."""
     status = (await staff_statuses([agent_id])).get(str(agent_id), "offline")
     event = presence_event(agent_id, status, bool(await connected(ctx, [agent_id])))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from redis.exceptions import RedisError
 
 from app.auth import Principal, require_session_access
 from app.context import Services
 from app.domain import messages, presence, routing
+from app.models import Joined, Message, Typing
 from app.outage import REDIS
 
 CATCHUP_LIMIT = 500
@@ -17,14 +17,14 @@ CATCHUP_LIMIT = 500
 
 async def join(
     ctx: Services, principal: Principal | None, session_id: uuid.UUID, after: int | None
-) -> dict[str, Any]:
+) -> Joined:
     """What a (re)joining client needs: the messages after its cursor (so a reconnect has
     no gap and no repeat), who is typing, whether the customer is online, and while
     routing is on and the session waits, its place in the queue."""
     if after is None:
         require_session_access(principal, session_id)
         await messages.load_session_exists(session_id)
-        missed: list[dict[str, Any]] = []
+        missed: list[Message] = []
         more = None
     else:
         missed, more = await messages.history(
@@ -42,12 +42,12 @@ async def join(
         # The history is what a reconnecting client cannot do without; live state is
         # best effort, like the rate limits, while Redis is away.
         REDIS.failed("join without typing/presence", exc)
-        typing, online = dict.fromkeys(presence.SIDES, False), False
-    return {
-        "sessionId": str(session_id),
-        "messages": missed,
-        "hasMore": more is not None,
-        "typing": typing,
-        "customerOnline": online,
-        "queuePosition": await routing.queue_position(ctx, session_id),
-    }
+        typing, online = Typing(user=False, admin=False), False
+    return Joined(
+        sessionId=session_id,
+        messages=missed,
+        hasMore=more is not None,
+        typing=typing,
+        customerOnline=online,
+        queuePosition=await routing.queue_position(ctx, session_id),
+    )

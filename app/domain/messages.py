@@ -7,23 +7,20 @@ import time
 import uuid
 from typing import Any
 
-from app import db, metrics, serialize
+import msgspec
+
+from app import db, metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain.sessions import MESSAGE_COLUMNS
-from app.errors import ApiError, Conflict, Forbidden, NotFound
+from app.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
+from app.models import Message, NewMessage, as_uuid
 
 
 async def post(
-    ctx: Services,
-    principal: Principal | None,
-    *,
-    session_id: uuid.UUID,
-    content: str,
-    client_message_id: str | None = None,
-    claimed_sender: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+    ctx: Services, principal: Principal | None, send: NewMessage
+) -> tuple[Message, bool]:
     """Store a message and broadcast it once committed. Returns (message, created).
 
     The sender is the token's role. A retry with a known clientMessageId returns the
@@ -31,7 +28,7 @@ async def post(
     """
     try:
         body, created = await _post(
-            ctx, principal, session_id, content, client_message_id, claimed_sender
+            ctx, principal, send.sessionId, send.content, send.clientMessageId, send.senderType
         )
     except ApiError as exc:
         metrics.MESSAGES.labels(exc.code).inc()
@@ -50,7 +47,7 @@ async def _post(
     content: str,
     client_message_id: str | None,
     claimed_sender: str | None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Message, bool]:
     principal = require_session_access(principal, session_id)
     if claimed_sender is not None and claimed_sender != principal.sender_type:
         raise Forbidden(
@@ -70,7 +67,7 @@ async def _post(
         if client_message_id is not None:
             existing = await _by_client_id(principal, session_id, client_message_id)
             if existing is not None:
-                return serialize.message(existing), False
+                return Message.of(existing), False
         if duplicate is not None:
             raise duplicate
         status = await db.fetch_one("SELECT status FROM chat_session WHERE id = {}", session_id)
@@ -78,7 +75,7 @@ async def _post(
             raise NotFound("Session not found")
         raise Conflict("Session is closed", code="session_closed")
     committed = time.perf_counter()
-    body = serialize.message(row)
+    body = Message.of(row)
     await ctx.broadcaster.emit("new_message", body, [session_room(session_id), ADMINS_ROOM])
     metrics.COMMIT_TO_EMIT.observe(time.perf_counter() - committed)
     return body, True
@@ -176,7 +173,7 @@ async def history(
     before: int | None = None,
     after: int | None = None,
     max_chars: int | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+) -> tuple[list[Message], dict[str, int] | None]:
     """A page of messages, oldest first, and the cursor of the next page if more remain.
 
     `max_chars` (forward pages only) also ends the page once its contents add up to that
@@ -185,8 +182,11 @@ async def history(
 
     `after=N` walks forward from position N (what a reconnecting client asks for);
     `before=N` and no cursor walk backward from the newest. Positions are unique per
-    session, so no page skips or repeats a message.
+    session, so no page skips or repeats a message. One direction a page: both cursors
+    at once are refused.
     """
+    if before is not None and after is not None:
+        raise BadRequest("Use either before or after, not both", code="validation_error")
     require_session_access(principal, session_id)
     await load_session_exists(session_id)
     if after is not None and max_chars is not None:
@@ -215,7 +215,7 @@ async def history(
         more = len(rows) > limit
         rows = rows[:limit][::-1]
         following = {"before": rows[0]["seq"]} if more else None
-    return [serialize.message(r) for r in rows], following
+    return [Message.of(r) for r in rows], following
 
 
 async def _forward_page_within(
@@ -248,14 +248,12 @@ async def load_session_exists(session_id: uuid.UUID) -> None:
         raise NotFound("Session not found")
 
 
-async def mark_read(
-    ctx: Services, principal: Principal | None, message_id: uuid.UUID
-) -> dict[str, Any]:
+async def mark_read(ctx: Services, principal: Principal | None, message_id: uuid.UUID) -> Message:
     """Read flags go one way: each side marks what the other side sent."""
     row = await db.fetch_one(f"SELECT {MESSAGE_COLUMNS} FROM message WHERE id = {{}}", message_id)
     if row is None:
         raise NotFound("Message not found")
-    session_id = serialize.as_uuid(row["session_id"])
+    session_id = as_uuid(row["session_id"])
     try:
         principal = require_session_access(principal, session_id)
     except NotFound:
@@ -269,7 +267,7 @@ async def mark_read(
     )
     if updated is None:
         # Already read (perhaps by a racing request): nothing changed, nothing to tell.
-        return {**serialize.message(row), "isRead": True}
-    body = serialize.message(updated)
+        return msgspec.structs.replace(Message.of(row), isRead=True)
+    body = Message.of(updated)
     await ctx.broadcaster.emit("message_read", body, [session_room(session_id), ADMINS_ROOM])
     return body

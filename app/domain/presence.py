@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import cast
 
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.errors import Forbidden
+from app.models import SIDES, Presence, SenderType, Typing, TypingEvent, as_uuid
 
-SIDES = ("user", "admin")
 DEADLINES = "typing:deadlines"
 PRESENCE_DEADLINES = "presence:deadlines"
 
@@ -49,7 +49,7 @@ async def set_typing(
     is_typing: bool,
     claimed_side: str | None,
     connection: str,
-) -> dict[str, Any]:
+) -> TypingEvent:
     principal = require_session_access(principal, session_id)
     side = principal.sender_type
     if claimed_side is not None and claimed_side != side:
@@ -69,17 +69,29 @@ async def set_typing(
         if changed:
             # Announced here: the sweep must not find the deadline and announce it again.
             await ctx.state.unschedule(DEADLINES, member)
-    event = {"sessionId": str(session_id), "userType": side, "isTyping": is_typing}
+    event = TypingEvent(sessionId=session_id, userType=side, isTyping=is_typing)
     if changed:
-        await ctx.broadcaster.emit(
-            "user_typing", event, typing_rooms(session_id, side), skip=connection
-        )
+        await _tell_typing(ctx, event, skip=connection)
     return event
 
 
-async def typing_now(ctx: Services, session_id: uuid.UUID) -> dict[str, bool]:
-    values = await ctx.state.get_many([_typing_key(str(session_id), s) for s in SIDES])
-    return {side: value is not None for side, value in zip(SIDES, values, strict=True)}
+async def _tell_typing(ctx: Services, event: TypingEvent, skip: str | None = None) -> None:
+    """The one way a typing change is told (`user_typing`), to `typing_rooms`."""
+    await ctx.broadcaster.emit(
+        "user_typing", event, typing_rooms(event.sessionId, event.userType), skip=skip
+    )
+
+
+def _stopped(session_id: str, side: str) -> TypingEvent:
+    """A typer's stop, from the (session, side) its state keys name."""
+    return TypingEvent(
+        sessionId=as_uuid(session_id), userType=cast(SenderType, side), isTyping=False
+    )
+
+
+async def typing_now(ctx: Services, session_id: uuid.UUID) -> Typing:
+    user, admin = await ctx.state.get_many([_typing_key(str(session_id), s) for s in SIDES])
+    return Typing(user=user is not None, admin=admin is not None)
 
 
 async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[str, str]]) -> None:
@@ -91,8 +103,7 @@ async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[s
             continue
         await ctx.state.delete(key)
         await ctx.state.unschedule(DEADLINES, f"{session_id}:{side}")
-        event = {"sessionId": session_id, "userType": side, "isTyping": False}
-        await ctx.broadcaster.emit("user_typing", event, typing_rooms(session_id, side))
+        await _tell_typing(ctx, _stopped(session_id, side))
 
 
 async def sweep(ctx: Services) -> int:
@@ -109,8 +120,7 @@ async def _sweep_typing(ctx: Services) -> int:
             # Refreshed meanwhile: watch the new deadline instead.
             await ctx.state.schedule(DEADLINES, member, time.time() + left)
             continue
-        event = {"sessionId": session_id, "userType": side, "isTyping": False}
-        await ctx.broadcaster.emit("user_typing", event, typing_rooms(session_id, side))
+        await _tell_typing(ctx, _stopped(session_id, side))
         announced += 1
     return announced
 
@@ -177,5 +187,5 @@ async def is_online(ctx: Services, session_id: uuid.UUID) -> bool:
 
 
 async def _announce(ctx: Services, session_id: uuid.UUID, online: bool) -> None:
-    event = {"sessionId": str(session_id), "online": online}
+    event = Presence(sessionId=session_id, online=online)
     await ctx.broadcaster.emit("customer_presence", event, [session_room(session_id), ADMINS_ROOM])

@@ -27,9 +27,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from app import db, serialize
+from app import db
 from app.context import Services
 from app.domain import assignment, availability
+from app.models import AgentPresence, as_uuid
 
 TICK = dt.timedelta(microseconds=1)
 
@@ -61,7 +62,7 @@ async def drain(ctx: Services) -> int:
         )
         if not agents:
             return 0
-        locked = [serialize.as_uuid(a["id"]) for a in agents]
+        locked = [as_uuid(a["id"]) for a in agents]
         counted = await db.fetch(
             "SELECT assignee_id, count(*) AS n FROM chat_session WHERE status = 'active'"
             f" AND assignee_id IN ({_marks(locked)}) GROUP BY assignee_id",
@@ -91,9 +92,7 @@ async def drain(ctx: Services) -> int:
             # database (round-robin's turns, and the history's order).
             turns[key] = at = now + tick * TICK
             changes.append(
-                await assignment.change_owner(
-                    serialize.as_uuid(row["id"]), chosen, None, "auto", None, at
-                )
+                await assignment.change_owner(as_uuid(row["id"]), chosen, None, "auto", None, at)
             )
         for agent_id in {c.assignee_id for c in changes}:
             await db.fetch(
@@ -158,9 +157,9 @@ async def requeue(
         for row in rows:
             changes.append(
                 await assignment.change_owner(
-                    serialize.as_uuid(row["id"]),
+                    as_uuid(row["id"]),
                     None,
-                    serialize.as_uuid(row["assignee_id"]),
+                    as_uuid(row["assignee_id"]),
                     "unavailable",
                     None,
                     now,
@@ -227,7 +226,7 @@ async def agent_connected(ctx: Services, agent_id: uuid.UUID) -> None:
     await drain(ctx)
 
 
-async def status_changed(ctx: Services, agent_id: uuid.UUID, old: str, new: str) -> dict[str, Any]:
+async def status_changed(ctx: Services, agent_id: uuid.UUID, old: str, new: str) -> AgentPresence:
     """After a member flips their switch: `offline` hands their sessions back at once (a
     decision, not a dropped line: no grace), `online` may take waiting ones."""
     event = await availability.announce(ctx, agent_id)

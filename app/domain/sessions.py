@@ -8,17 +8,20 @@ import hashlib
 import uuid
 from typing import Any
 
+import msgspec
+from msgspec import UNSET
 from redis.exceptions import RedisError
 
-from app import db, serialize
+from app import db
 from app.auth import Principal, require_admin, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain import assignment, presence, routing
-from app.errors import BadRequest, NotFound
+from app.errors import ApiError, BadRequest, NotFound
+from app.models import AssigneeChange, InboxItem, NewSession, OpenedSession, Session, as_uuid
 from app.outage import REDIS
+from app.validation import parse_uuid
 
-STATUSES = ("active", "closed")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NEW_SESSION_COLUMNS = (
     "id, user_id, user_name, user_email, status, last_seq, created_at, updated_at, last_activity_at"
@@ -34,21 +37,23 @@ MESSAGE_COLUMNS = (
 
 async def create(
     ctx: Services,
+    opening: NewSession,
     *,
-    user_id: str,
-    user_name: str | None,
-    user_email: str | None,
     ip: str,
-    client_session_id: str | None = None,
-    principal: Principal | None = None,
-) -> tuple[dict[str, Any], bool]:
+    presented: Principal | ApiError | None = None,
+) -> tuple[OpenedSession, bool]:
     """A conversation plus a customer token for it (and nowhere else). Returns (body, created).
 
     A widget that retries must not open a second conversation, yet a userId is no secret:
     only proof of the session (its customer token, or the random clientSessionId the
     widget created it with) brings an active session back; anything else opens a new one.
+    Anyone may open a session: a stale or bad token (`presented` as its error) only fails
+    to prove an old one.
     """
+    principal = presented if isinstance(presented, Principal) else None
+    user_id = opening.userId
     await ctx.limiter.hit("session-create", ip, ctx.settings.rate_session_create)
+    client_session_id = opening.clientSessionId
     key = _key_digest(client_session_id) if client_session_id is not None else None
     existing = await _resumable(user_id, key, principal)
     if existing is not None:
@@ -61,8 +66,8 @@ async def create(
             f" RETURNING {SESSION_COLUMNS}",
             uuid.uuid4(),
             user_id,
-            user_name,
-            user_email,
+            opening.userName,
+            opening.userEmail,
             now,
             now,
             now,
@@ -77,14 +82,14 @@ async def create(
             raise
         return await _resumed(ctx, row), False
     assert row is not None
-    body = serialize.session(row)
+    body = Session.of(row)
     await ctx.broadcaster.emit("session_created", body, [ADMINS_ROOM])
     # Routing may give it an owner at once (session_assigned follows session_created).
     await routing.drain(ctx)
     return _with_token(ctx, row, body), True
 
 
-async def _resumed(ctx: Services, row: dict[str, Any]) -> dict[str, Any]:
+async def _resumed(ctx: Services, row: dict[str, Any]) -> OpenedSession:
     """An existing session as GET shows it, with a fresh token."""
     return _with_token(ctx, row, (await _with_summaries([row]))[0])
 
@@ -117,8 +122,9 @@ async def _resumable(
     )
 
 
-def _with_token(ctx: Services, row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    return {**body, "customerToken": ctx.tokens.customer(serialize.as_uuid(row["id"]))}
+def _with_token(ctx: Services, row: dict[str, Any], body: Session) -> OpenedSession:
+    token = ctx.tokens.customer(as_uuid(row["id"]))
+    return OpenedSession(**msgspec.structs.asdict(body), customerToken=token)
 
 
 async def load(session_id: uuid.UUID) -> dict[str, Any]:
@@ -130,7 +136,7 @@ async def load(session_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
-async def get(ctx: Services, principal: Principal | None, session_id: uuid.UUID) -> dict[str, Any]:
+async def get(ctx: Services, principal: Principal | None, session_id: uuid.UUID) -> Session:
     require_session_access(principal, session_id)
     row = await load(session_id)
     return (await _with_summaries([row]))[0]
@@ -143,21 +149,22 @@ async def list_for_inbox(
     status: str | None,
     limit: int,
     before: str | None,
-    assignee: str | uuid.UUID = "all",
-) -> tuple[list[dict[str, Any]], str | None]:
+    assignee: str | None = None,
+) -> tuple[list[InboxItem], str | None]:
     """Newest activity first; returns the page and the cursor of the next one, if any.
-    `assignee`: `me`, `unassigned`, `all` or a member's id."""
+    `assignee`: `me`, `unassigned`, `all` (None) or a member's id."""
     principal = require_admin(principal)
+    owner = _assignee_filter(assignee)
     where: list[str] = []
     args: list[object] = []
     if status is not None:
         where.append("status = {}")
         args.append(status)
-    if assignee == "unassigned":
+    if owner == "unassigned":
         where.append("assignee_id IS NULL")
-    elif assignee != "all":
+    elif owner != "all":
         where.append("assignee_id = {}")
-        args.append(principal.subject if assignee == "me" else assignee)
+        args.append(principal.subject if owner == "me" else owner)
     if before is not None:
         at, sid = decode_cursor(before)
         where.append("(last_activity_at < {} OR (last_activity_at = {} AND id < {}))")
@@ -172,14 +179,28 @@ async def list_for_inbox(
     more = len(rows) > limit
     rows = rows[:limit]
     # Presence is read beside the summaries, not after them: no added round trip.
-    items, online = await asyncio.gather(
-        _with_summaries(rows),
-        _customers_online(ctx, [serialize.as_uuid(r["id"]) for r in rows]),
+    summaries, online = await asyncio.gather(
+        _with_summaries(rows), _customers_online(ctx, [as_uuid(r["id"]) for r in rows])
     )
-    for item, row, is_online in zip(items, rows, online, strict=True):
-        item["cursor"] = encode_cursor(row)
-        item["customerOnline"] = is_online
-    return items, (items[-1]["cursor"] if more and items else None)
+    items = [
+        InboxItem(
+            **msgspec.structs.asdict(item), cursor=encode_cursor(row), customerOnline=is_online
+        )
+        for item, row, is_online in zip(summaries, rows, online, strict=True)
+    ]
+    return items, (items[-1].cursor if more and items else None)
+
+
+def _assignee_filter(value: str | None) -> str | uuid.UUID:
+    if value is None or value in ASSIGNEE_FILTERS:
+        return value or "all"
+    member = parse_uuid(value)
+    if member is None:
+        raise BadRequest(
+            "assignee must be me, unassigned, all or a member's id",
+            details={"fields": {"assignee": "must be me, unassigned, all or a UUID"}},
+        )
+    return member
 
 
 async def _customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list[bool]:
@@ -194,11 +215,11 @@ async def _customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list
         return [False] * len(session_ids)
 
 
-async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _with_summaries(rows: list[dict[str, Any]]) -> list[Session]:
     """Last message and unread count for a page of sessions: two queries, not 2 per row."""
     if not rows:
         return []
-    ids = [serialize.as_uuid(r["id"]) for r in rows]
+    ids = [as_uuid(r["id"]) for r in rows]
     marks = ", ".join("{}" for _ in ids)
     last_rows = await db.fetch(
         f"SELECT {', '.join('m.' + c.strip() for c in MESSAGE_COLUMNS.split(','))}"
@@ -215,10 +236,10 @@ async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     last = {str(r["session_id"]): r for r in last_rows}
     unread = {str(r["session_id"]): int(r["n"]) for r in unread_rows}
     names = await assignment.display_names(
-        list({serialize.as_uuid(r["assignee_id"]) for r in rows if r["assignee_id"] is not None})
+        list({as_uuid(r["assignee_id"]) for r in rows if r["assignee_id"] is not None})
     )
     return [
-        serialize.session(
+        Session.of(
             r,
             last.get(str(r["id"])),
             unread.get(str(r["id"]), 0),
@@ -230,7 +251,7 @@ async def _with_summaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def set_status(
     ctx: Services, principal: Principal | None, session_id: uuid.UUID, status: str
-) -> dict[str, Any]:
+) -> Session:
     require_admin(principal)
     now = dt.datetime.now(dt.UTC)
     # Closing retires the widget's key, so a reopened session never collides with a
@@ -253,9 +274,7 @@ async def set_status(
     return body
 
 
-async def claim(
-    ctx: Services, principal: Principal | None, session_id: uuid.UUID
-) -> dict[str, Any]:
+async def claim(ctx: Services, principal: Principal | None, session_id: uuid.UUID) -> Session:
     """The caller takes an unassigned session: of many claiming at once exactly one wins,
     the others get 409 `assignment_conflict`. Answers the session."""
     await assignment.claim(ctx, principal, session_id)
@@ -263,16 +282,13 @@ async def claim(
 
 
 async def assign(
-    ctx: Services,
-    principal: Principal | None,
-    session_id: uuid.UUID,
-    assignee_id: uuid.UUID | None,
-    expected: object = assignment.ANY,
-) -> dict[str, Any]:
-    """Hand a session to a member or back to the queue (None), optionally only if
-    `expected` is still the owner (else 409 `assignment_conflict`). Answers the session."""
-    change = await assignment.assign(ctx, principal, session_id, assignee_id, expected)
-    if change is not None and assignee_id is None:
+    ctx: Services, principal: Principal | None, session_id: uuid.UUID, change: AssigneeChange
+) -> Session:
+    """Hand a session to a member or back to the queue (None), with `expectedAssigneeId`
+    only if that is still the owner (else 409 `assignment_conflict`). Answers the session."""
+    expected = assignment.ANY if change.expectedAssigneeId is UNSET else change.expectedAssigneeId
+    done = await assignment.assign(ctx, principal, session_id, change.assigneeId, expected)
+    if done is not None and change.assigneeId is None:
         await routing.drain(ctx)
     return (await _with_summaries([await load(session_id)]))[0]
 

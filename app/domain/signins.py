@@ -12,24 +12,23 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from app import db, serialize
+from app import db
 from app.auth import Principal, require_admin
 from app.context import Services
 from app.errors import NotFound, Unauthorized
+from app.models import Admin, SignedIn, SignIn, as_uuid
 from app.revocation import Revocation
 
 ADMIN_COLUMNS = "id, email, full_name, role, created_at"
 MAX_DEVICE = 200
 
 
-async def issue(
-    ctx: Services, admin: dict[str, Any], *, device: str | None, ip: str
-) -> dict[str, Any]:
+async def issue(ctx: Services, admin: dict[str, Any], *, device: str | None, ip: str) -> SignedIn:
     """A new sign-in for `admin` (a row of ADMIN_COLUMNS): `{token, admin}`, as login
     has always answered."""
     now = dt.datetime.now(dt.UTC)
     sign_in = uuid.uuid4()
-    admin_id = serialize.as_uuid(admin["id"])
+    admin_id = as_uuid(admin["id"])
     await db.fetch(
         "INSERT INTO sign_in (id, admin_id, device, ip, created_at, last_seen_at)"
         " VALUES ({}, {}, {}, {}, {}, {})",
@@ -41,10 +40,10 @@ async def issue(
         now,
     )
     await db.fetch("UPDATE admin SET last_seen_at = {} WHERE id = {}", now, admin_id)
-    return {"token": ctx.tokens.admin(admin_id, sign_in), "admin": serialize.admin(admin)}
+    return SignedIn(token=ctx.tokens.admin(admin_id, sign_in), admin=Admin.of(admin))
 
 
-async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, Any]]:
+async def listing(ctx: Services, principal: Principal | None) -> list[SignIn]:
     """The caller's live sign-ins, newest first; `current` marks this token's."""
     principal = require_admin(principal)
     rows = await db.fetch(
@@ -52,9 +51,7 @@ async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, 
         " WHERE admin_id = {} AND revoked_at IS NULL ORDER BY created_at DESC, id",
         principal.subject,
     )
-    return [
-        serialize.sign_in(row, current=str(row["id"]) == str(principal.sign_in)) for row in rows
-    ]
+    return [SignIn.of(row, str(row["id"]) == str(principal.sign_in)) for row in rows]
 
 
 async def revoke_own(ctx: Services, principal: Principal | None, sign_in: uuid.UUID) -> None:

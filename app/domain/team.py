@@ -14,13 +14,14 @@ import secrets
 import uuid
 from typing import Any
 
-from app import db, serialize
-from app.auth import STAFF_ROLES, Principal, require_admin, require_team_admin
+from app import db
+from app.auth import Principal, require_admin, require_team_admin
 from app.context import Services
 from app.domain import availability, routing, signins
 from app.domain.admins import serialised
 from app.domain.signins import ADMIN_COLUMNS
 from app.errors import ApiError, BadRequest, Conflict, NotFound
+from app.models import STAFF_ROLES, Invitation, Invited, Member, SignedIn, as_uuid, iso
 from app.revocation import Revocation
 
 MEMBER_COLUMNS = f"{ADMIN_COLUMNS}, password, deactivated_at, last_seen_at, availability"
@@ -58,17 +59,17 @@ async def _is_online(ctx: Services, admin_id: object) -> bool:
     return await ctx.state.unmark(_online_key(admin_id), "") > 0
 
 
-async def _member(ctx: Services, admin_id: uuid.UUID) -> dict[str, Any]:
+async def _member(ctx: Services, admin_id: uuid.UUID) -> Member:
     row = await db.fetch_one(f"SELECT {MEMBER_COLUMNS} FROM admin WHERE id = {{}}", admin_id)
     if row is None:
         raise NotFound("Team member not found")
     return (await _members(ctx, [row]))[0]
 
 
-async def _members(ctx: Services, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _members(ctx: Services, rows: list[dict[str, Any]]) -> list[Member]:
     live = await availability.connected(ctx, [r["id"] for r in rows])
     return [
-        serialize.member(
+        Member.of_member(
             row,
             await _is_online(ctx, row["id"]),
             available=row["availability"] == "online"
@@ -79,7 +80,7 @@ async def _members(ctx: Services, rows: list[dict[str, Any]]) -> list[dict[str, 
     ]
 
 
-async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, Any]]:
+async def listing(ctx: Services, principal: Principal | None) -> list[Member]:
     """Every member (staff may see who is on the team), admins first, then by name."""
     require_admin(principal)
     rows = await db.fetch(
@@ -90,9 +91,7 @@ async def listing(ctx: Services, principal: Principal | None) -> list[dict[str, 
     return await _members(ctx, rows)
 
 
-async def set_availability(
-    ctx: Services, principal: Principal | None, status: str
-) -> dict[str, Any]:
+async def set_availability(ctx: Services, principal: Principal | None, status: str) -> Member:
     """A member's own switch (online, busy, offline): staff hear `agent_presence`, and
     routing reacts (offline hands their sessions back, online may take waiting ones)."""
     agent_id, old, new = await availability.set_status(ctx, principal, status)
@@ -108,7 +107,7 @@ async def invite(
     full_name: str | None,
     role: str,
     base_url: str,
-) -> dict[str, Any]:
+) -> Invited:
     """A new member who cannot log in until they accept: `{agent, invitation}`."""
     principal = require_team_admin(principal)
     now = dt.datetime.now(dt.UTC)
@@ -127,12 +126,12 @@ async def invite(
             role,
         )
         link = await _new_link(ctx, principal, admin_id, INVITE, base_url)
-    return {"agent": await _member(ctx, admin_id), "invitation": link}
+    return Invited(agent=await _member(ctx, admin_id), invitation=link)
 
 
 async def reissue(
     ctx: Services, principal: Principal | None, admin_id: uuid.UUID, base_url: str
-) -> dict[str, Any]:
+) -> Invitation:
     """A fresh invitation for a member who has not accepted yet (the old link stops)."""
     principal = require_team_admin(principal)
     row = await db.fetch_one("SELECT password FROM admin WHERE id = {}", admin_id)
@@ -145,7 +144,7 @@ async def reissue(
 
 async def reset_link(
     ctx: Services, principal: Principal | None, admin_id: uuid.UUID, base_url: str
-) -> dict[str, Any]:
+) -> Invitation:
     """A one-time link that sets a member's password (handed over by the admin: no email
     yet). Using it ends the member's other sign-ins."""
     principal = require_team_admin(principal)
@@ -159,7 +158,7 @@ async def reset_link(
 
 async def _new_link(
     ctx: Services, principal: Principal, admin_id: uuid.UUID, kind: str, base_url: str
-) -> dict[str, Any]:
+) -> Invitation:
     """Revokes the member's earlier unused links of this kind: one live link at a time."""
     now = dt.datetime.now(dt.UTC)
     expires = now + dt.timedelta(seconds=ctx.settings.invitation_ttl)
@@ -183,12 +182,12 @@ async def _new_link(
         now,
         expires,
     )
-    return {
-        "id": str(link_id),
-        "url": f"{base_url.rstrip('/')}{LINK_PAGES[kind]}{token}",
-        "token": token,
-        "expiresAt": serialize.iso(expires),
-    }
+    return Invitation(
+        id=link_id,
+        url=f"{base_url.rstrip('/')}{LINK_PAGES[kind]}{token}",
+        token=token,
+        expiresAt=iso(expires),
+    )
 
 
 async def revoke_invitation(
@@ -214,7 +213,7 @@ async def redeem(
     full_name: str | None,
     ip: str,
     device: str | None,
-) -> dict[str, Any]:
+) -> SignedIn:
     """Accept an invitation or use a reset link: sets the password and signs in,
     `{token, admin}`. Single use: of racing redeemers exactly one wins (the claim is one
     conditional UPDATE); the others get 409 `invitation_used`."""
@@ -241,7 +240,7 @@ async def redeem(
         )
         if claimed is None:
             raise Conflict("This link has already been used", code="invitation_used")
-        admin_id = serialize.as_uuid(claimed["admin_id"])
+        admin_id = as_uuid(claimed["admin_id"])
         await db.fetch(
             "UPDATE admin SET password = {}, updated_at = {},"
             " full_name = coalesce({}, full_name) WHERE id = {}",
@@ -280,7 +279,7 @@ async def update(
     *,
     full_name: str | None,
     role: str | None,
-) -> dict[str, Any]:
+) -> Member:
     """Rename (anyone on their own account, admins on anyone's) or change a role
     (admins). Demoting the last active admin is 409 `last_admin`."""
     principal = require_admin(principal)
@@ -317,9 +316,7 @@ async def _keep_an_admin(leaving: uuid.UUID) -> None:
         raise Conflict("The last active admin cannot be demoted or deactivated", code="last_admin")
 
 
-async def deactivate(
-    ctx: Services, principal: Principal | None, admin_id: uuid.UUID
-) -> dict[str, Any]:
+async def deactivate(ctx: Services, principal: Principal | None, admin_id: uuid.UUID) -> Member:
     """No more logins; every token and socket of the member stops at once (all
     workers). Their messages and sessions stay, attributed to them."""
     require_team_admin(principal)
@@ -341,9 +338,7 @@ async def deactivate(
     return await _member(ctx, admin_id)
 
 
-async def reactivate(
-    ctx: Services, principal: Principal | None, admin_id: uuid.UUID
-) -> dict[str, Any]:
+async def reactivate(ctx: Services, principal: Principal | None, admin_id: uuid.UUID) -> Member:
     """May log in again (old sign-ins stay ended)."""
     require_team_admin(principal)
     row = await db.fetch_one(

@@ -15,26 +15,41 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 import socketio
 
-from app import metrics
+from app import contract, metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_of_room, session_room
 from app.context import Services
 from app.domain import availability, catchup, messages, presence, routing, team
-from app.errors import BadRequest, ServiceUnavailable, Unauthorized, to_api_error
+from app.errors import ServiceUnavailable, Unauthorized, to_api_error
+from app.models import (
+    Join,
+    Joined,
+    Leave,
+    Left,
+    NewMessage,
+    Out,
+    Problem,
+    Read,
+    ReadMark,
+    Refused,
+    Sent,
+    TypingChange,
+    TypingEvent,
+)
 from app.outage import REDIS
 from app.realtime import testpoints
 from app.realtime.credentials import SWEEP_SECONDS, Credentials
 from app.realtime.manager import RoomChannelManager
 from app.revocation import Revocation
-from app.validation import Reader, parse_uuid, read_send
 
 log = logging.getLogger(__name__)
 # Customer connections kept alive per Redis pipeline by the presence heartbeat.
 HEARTBEAT_BATCH = 500
 
-Handler = Callable[["Connection", Any], Awaitable[dict[str, Any]]]
+Handler = Callable[["Connection", Any], Awaitable[Out]]
 
 
 @dataclass
@@ -85,7 +100,8 @@ class Realtime:
                     )
                 # Expired, revoked or deactivated since connect: refused, then disconnected.
                 conn.principal = await self.credentials.current(conn)
-                answer = {"ok": True, **await handler(conn, args[0] if args else None)}
+                out = await handler(conn, args[0] if args else None)
+                answer = {"ok": True, **msgspec.structs.asdict(out)}
                 metrics.EVENTS.labels(event, "ok").inc()
                 return answer
             except Exception as exc:
@@ -94,14 +110,8 @@ class Realtime:
                 if legacy_error:
                     # Clients written for the original listen for 'error', not acks.
                     await self.sio.emit("error", {"message": error.message}, to=sid)
-                return {
-                    "ok": False,
-                    "error": {
-                        "code": error.code,
-                        "message": error.message,
-                        "retryable": error.retryable,
-                    },
-                }
+                problem = Problem(code=error.code, message=error.message, retryable=error.retryable)
+                return msgspec.structs.asdict(Refused(ok=False, error=problem))
             finally:
                 self._busy -= 1
                 if self._busy == 0:
@@ -172,14 +182,11 @@ class Realtime:
     async def revoked(self, revocation: Revocation) -> None:
         await self.credentials.revoked(revocation, self.connections.values())
 
-    async def join_session(self, conn: Connection, data: Any) -> dict[str, Any]:
+    async def join_session(self, conn: Connection, data: Any) -> Joined:
         if isinstance(data, str):
             data = {"sessionId": data}
-        r = Reader(data)
-        session_id = r.uuid("sessionId", required=True)
-        after = _cursor(r, "after")
-        r.done()
-        assert session_id is not None
+        join = contract.read(Join, data)
+        session_id = join.sessionId
         # Room first, history second: a message committed in between is then in the ack,
         # live, or both (clients drop a repeated seq), never in neither. Access is checked
         # before entering; a join that then fails (unknown session, database away) leaves.
@@ -189,7 +196,7 @@ class Realtime:
         try:
             if self._join_pause:
                 await asyncio.sleep(self._join_pause)
-            return await catchup.join(self.ctx, conn.principal, session_id, after)
+            return await catchup.join(self.ctx, conn.principal, session_id, join.after)
         except BaseException:
             await self.sio.leave_room(conn.sid, room)
             raise
@@ -206,56 +213,38 @@ class Realtime:
                 "rejoin", {"sessionId": session_id}, to=room, namespace=namespace, ignore_queue=True
             )
 
-    async def leave_session(self, conn: Connection, data: Any) -> dict[str, Any]:
-        raw = data.get("sessionId") if isinstance(data, dict) else data
-        session_id = parse_uuid(raw)
-        if session_id is None:
-            raise BadRequest(
-                "sessionId must be a UUID", details={"fields": {"sessionId": "must be a UUID"}}
-            )
-        await self.sio.leave_room(conn.sid, session_room(session_id))
-        return {"sessionId": str(session_id)}
+    async def leave_session(self, conn: Connection, data: Any) -> Left:
+        if isinstance(data, str):
+            data = {"sessionId": data}
+        leave = contract.read(Leave, data)
+        await self.sio.leave_room(conn.sid, session_room(leave.sessionId))
+        return Left(sessionId=leave.sessionId)
 
-    async def send_message(self, conn: Connection, data: Any) -> dict[str, Any]:
-        session_id, content, sender, client_id = read_send(data)
-        message, created = await messages.post(
-            self.ctx,
-            conn.principal,
-            session_id=session_id,
-            content=content,
-            client_message_id=client_id,
-            claimed_sender=sender,
-        )
-        return {"message": message, "created": created}
+    async def send_message(self, conn: Connection, data: Any) -> Sent:
+        send = contract.read(NewMessage, data)
+        message, created = await messages.post(self.ctx, conn.principal, send)
+        return Sent(message=message, created=created)
 
-    async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:
-        r = Reader(data)
-        session_id = r.uuid("sessionId", required=True)
-        is_typing = r.boolean("isTyping", required=True)
-        side = r.choice("userType", presence.SIDES)
-        r.done()
-        assert session_id is not None and is_typing is not None
+    async def typing(self, conn: Connection, data: Any) -> TypingEvent:
+        change = contract.read(TypingChange, data)
         event = await presence.set_typing(
             self.ctx,
             conn.principal,
-            session_id=session_id,
-            is_typing=is_typing,
-            claimed_side=side,
+            session_id=change.sessionId,
+            is_typing=change.isTyping,
+            claimed_side=change.userType,
             connection=conn.sid,
         )
-        entry = (str(session_id), event["userType"])
-        if is_typing:
+        entry = (str(change.sessionId), event.userType)
+        if change.isTyping:
             conn.typing.add(entry)
         else:
             conn.typing.discard(entry)
         return event
 
-    async def mark_read(self, conn: Connection, data: Any) -> dict[str, Any]:
-        r = Reader(data)
-        message_id = r.uuid("messageId", required=True)
-        r.done()
-        assert message_id is not None
-        return {"message": await messages.mark_read(self.ctx, conn.principal, message_id)}
+    async def mark_read(self, conn: Connection, data: Any) -> Read:
+        mark = contract.read(ReadMark, data)
+        return Read(message=await messages.mark_read(self.ctx, conn.principal, mark.messageId))
 
     async def run_background(self) -> None:
         """Per worker: sweep expired typing and presence (any worker may announce any
@@ -321,13 +310,3 @@ class Realtime:
                 else:
                     customers.append((p.subject, conn.sid))
             await presence.customer_heartbeats(self.ctx, customers)
-
-
-def _cursor(r: Reader, name: str) -> int | None:
-    value = r.data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        r.errors[name] = "must be a non-negative integer"
-        return None
-    return value

@@ -44,6 +44,7 @@ from engineio import packet as eio_packet
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app import contract
 from app.broadcast import ADMINS_ROOM
 from app.outage import REDIS
 from app.realtime.admission import AdmitAfterConnect
@@ -144,7 +145,7 @@ class RoomChannelManager(AdmitAfterConnect):
         # The Socket.IO event array, as AsyncManager.emit builds it: a tuple is several
         # arguments, None none.
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        body = orjson.dumps([event, *args])
+        body = contract.encode([event, *args])
         await self._publish_to(namespace, room, skip_sid, "emit", body)
 
     async def prepare_room(self, namespace: str, room: str) -> None:

@@ -19,7 +19,7 @@ from sanic_ext.extensions.openapi import openapi
 from app.config import Settings
 from app.realtime.admission import AdmitAfterConnect
 from app.realtime.affinity import AffinitySocketIO, Relay
-from app.realtime.codec import OrjsonCodec
+from app.realtime.codec import JsonCodec
 from app.realtime.engine import SocketIO
 from app.realtime.guards import Guards
 from app.realtime.manager import RoomChannelManager
@@ -61,7 +61,7 @@ def create_server(settings: Settings) -> socketio.AsyncServer:
     server = server_class(
         async_mode="sanic",
         client_manager=manager,
-        json=OrjsonCodec,
+        json=JsonCodec,
         # CORS is answered by sanic-ext for every route, this one included.
         cors_allowed_origins=[],
         max_http_buffer_size=settings.max_body_bytes,

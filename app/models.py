@@ -1,0 +1,592 @@
+"""Every shape of the contract, declared once: request bodies, query parameters, socket
+payloads, acks, events and response objects, with their field limits.
+
+Validation, JSON encoding and the OpenAPI document are derived from these declarations
+(app/contract.py). To add a shape: declare it here (an input as a `Shape`, an answer as
+an `Out`, limits as `Meta` on the field, a rule between fields in `problems()`), read
+input with `contract.read(Model, data)` / `contract.read_query(Model, request.args)`, build
+an answer from a row with its `of()` and hand it to `json()` or an ack, and name the model
+in the route's `@documented(body=…, query=…, ok=(status, Model))`.
+
+Field names are the wire's camelCase: the attribute is the JSON name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+import msgspec
+from msgspec import Meta
+
+from app.contract import Shape
+
+# ---- field limits --------------------------------------------------------------------
+
+MAX_CONTENT = 5000
+MAX_NAME = 200
+MAX_EMAIL = 254
+MAX_USER_ID = 200
+MAX_CLIENT_MESSAGE_ID = 100
+# A widget's random key for its conversation: long enough that it cannot be guessed.
+MIN_CLIENT_SESSION_ID = 16
+MAX_CLIENT_SESSION_ID = 100
+MIN_PASSWORD = 8
+# argon2 takes any length, but an unbounded one is a CPU-exhaustion lever.
+MAX_PASSWORD = 256
+MAX_LINK_TOKEN = 200
+MAX_CURSOR = 100
+# Message positions are PostgreSQL integers.
+SEQ_MAX = 2**31 - 1
+HISTORY_PAGE = 100
+HISTORY_PAGE_MAX = 500
+INBOX_PAGE = 50
+INBOX_PAGE_MAX = 100
+
+# ---- field types ---------------------------------------------------------------------
+
+SessionStatus = Literal["active", "closed"]
+SenderType = Literal["user", "admin"]
+StaffRole = Literal["admin", "agent"]
+Availability = Literal["online", "busy", "offline"]
+AssignmentReason = Literal["manual", "claim", "auto", "unavailable"]
+SESSION_STATUSES: tuple[SessionStatus, ...] = get_args(SessionStatus)
+SIDES: tuple[SenderType, ...] = get_args(SenderType)
+STAFF_ROLES: tuple[StaffRole, ...] = get_args(StaffRole)
+AVAILABILITIES: tuple[Availability, ...] = get_args(Availability)
+ASSIGNMENT_REASONS: tuple[AssignmentReason, ...] = get_args(AssignmentReason)
+
+Name = Annotated[str, Meta(max_length=MAX_NAME)]
+Email = Annotated[
+    str,
+    Meta(max_length=MAX_EMAIL, extra={"email": True}, extra_json_schema={"format": "email"}),
+]
+NewPassword = Annotated[
+    str,
+    Meta(
+        min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, extra={"strip": False, "password": True}
+    ),
+]
+Password = Annotated[str, Meta(max_length=MAX_PASSWORD, extra={"strip": False})]
+Seq = Annotated[int, Meta(ge=0, le=SEQ_MAX)]
+Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+
+
+def iso_or_none(value: Any) -> str | None:
+    return None if value is None else iso(value)
+
+
+def iso(value: dt.datetime | str) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`, as JavaScript's toISOString() writes it."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    """A row's id (SQLite hands back text) as a UUID."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+Row = Mapping[str, Any]
+
+
+class Out(msgspec.Struct, kw_only=True):
+    """An answer: a response body, an ack or an event payload."""
+
+
+# ---- requests: /api/auth -------------------------------------------------------------
+
+
+class Registration(Shape):
+    """A new admin, as `POST /api/auth/register` and `helpline create-admin` take it."""
+
+    email: Email
+    password: NewPassword
+    fullName: Name | None = None
+
+    def problems(self) -> dict[str, str]:
+        if self.password.strip().casefold() == self.email.casefold():
+            return {"password": "must not be the email address"}
+        return {}
+
+
+class Login(Shape):
+    # Not checked as an address: any spelling that was never registered just fails.
+    email: Annotated[str, Meta(max_length=MAX_EMAIL)]
+    password: Password
+
+
+class PasswordChange(Shape):
+    currentPassword: Password
+    newPassword: NewPassword
+
+
+class PasswordReset(Shape):
+    token: Annotated[str, Meta(max_length=MAX_LINK_TOKEN)]
+    password: NewPassword
+
+
+class InvitationAcceptance(PasswordReset):
+    fullName: Name | None = None
+
+
+# ---- requests: /api/agents -----------------------------------------------------------
+
+
+class NewMember(Shape):
+    email: Email
+    role: StaffRole
+    fullName: Name | None = None
+
+
+class MemberChange(Shape):
+    json_schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    fullName: Name | None = None
+    role: StaffRole | None = None
+
+    def problems(self) -> dict[str, str]:
+        if self.fullName is None and self.role is None:
+            return {"fullName": "or role is required"}
+        return {}
+
+
+# ---- requests: sessions and messages -------------------------------------------------
+
+
+class NewSession(Shape):
+    userId: Annotated[str, Meta(max_length=MAX_USER_ID)]
+    userName: Name | None = None
+    userEmail: Email | None = None
+    clientSessionId: (
+        Annotated[
+            str,
+            Meta(
+                min_length=MIN_CLIENT_SESSION_ID,
+                max_length=MAX_CLIENT_SESSION_ID,
+                description="A random key the widget keeps: a retry with it answers the "
+                "same active session",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class StatusChange(Shape):
+    status: SessionStatus
+
+
+class AvailabilityChange(Shape):
+    status: Availability
+
+
+class AssigneeChange(Shape):
+    # Required, and null is a value: back to the queue.
+    assigneeId: Annotated[uuid.UUID | None, Meta(description="A member's id, or null: unassigned")]
+    # Absent: no compare-and-set; null: only if nobody owns it now.
+    expectedAssigneeId: (
+        Annotated[
+            uuid.UUID | None,
+            Meta(description="Change only if this (null: nobody) is still the owner"),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class InboxQuery(Shape):
+    status: Annotated[SessionStatus, Meta(description="Only this status")] | None = None
+    limit: Annotated[
+        int, Meta(ge=1, le=INBOX_PAGE_MAX, description=f"Page size, default {INBOX_PAGE}")
+    ] = INBOX_PAGE
+    before: (
+        Annotated[
+            str, Meta(max_length=MAX_CURSOR, description="An item's `cursor`: the page after it")
+        ]
+        | None
+    ) = None
+    assignee: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_CURSOR,
+                description="`me`, `unassigned`, `all` (the default) or a member's id",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class NewMessage(Shape):
+    """A message send, as REST's body and the socket's send_message both carry it."""
+
+    sessionId: uuid.UUID
+    content: Annotated[str, Meta(min_length=1, max_length=MAX_CONTENT)]
+    senderType: (
+        Annotated[SenderType, Meta(description="Optional; must match the token's role")] | None
+    ) = None
+    clientMessageId: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_CLIENT_MESSAGE_ID,
+                description="Client-chosen id; a retry with the same id returns the stored message",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class HistoryQuery(Shape):
+    limit: Annotated[
+        int,
+        Meta(ge=1, le=HISTORY_PAGE_MAX, description=f"Page size, default {HISTORY_PAGE}"),
+    ] = HISTORY_PAGE
+    after: Annotated[Seq, Meta(description="Messages with a greater `seq`")] | None = None
+    before: Annotated[Seq, Meta(description="Messages with a smaller `seq`")] | None = None
+
+
+# ---- socket payloads -----------------------------------------------------------------
+
+
+class Join(Shape):
+    """`join_session`: also sent as the bare session id."""
+
+    sessionId: uuid.UUID
+    after: Seq | None = None
+
+
+class Leave(Shape):
+    sessionId: uuid.UUID
+
+
+class TypingChange(Shape):
+    sessionId: uuid.UUID
+    isTyping: bool
+    userType: SenderType | None = None
+
+
+class ReadMark(Shape):
+    messageId: uuid.UUID
+
+
+# ---- answers: staff ------------------------------------------------------------------
+
+
+class Admin(Out):
+    id: uuid.UUID
+    email: str
+    fullName: str | None
+    role: StaffRole
+    createdAt: Timestamp
+
+    @classmethod
+    def of(cls, row: Row) -> Admin:
+        return cls(
+            id=row["id"],
+            email=row["email"],
+            fullName=row["full_name"],
+            role=row["role"],
+            createdAt=iso(row["created_at"]),
+        )
+
+
+class Member(Admin):
+    """A staff member as the team list shows them."""
+
+    active: Annotated[bool, Meta(description="False once deactivated")]
+    invited: Annotated[bool, Meta(description="The invitation is not accepted yet")]
+    deactivatedAt: Timestamp | None
+    lastSeenAt: Timestamp | None
+    online: Annotated[bool, Meta(description="Has a socket open on any worker now")]
+    availability: Annotated[Availability, Meta(description="The member's own switch")]
+    available: Annotated[
+        bool,
+        Meta(
+            description="`online` and connected (within AVAILABILITY_GRACE): routing may "
+            "give them sessions"
+        ),
+    ]
+
+    @classmethod
+    def of_member(cls, row: Row, online: bool, available: bool) -> Member:
+        return cls(
+            id=row["id"],
+            email=row["email"],
+            fullName=row["full_name"],
+            role=row["role"],
+            createdAt=iso(row["created_at"]),
+            active=row["deactivated_at"] is None,
+            # No password yet: the invitation is not accepted, they cannot log in.
+            invited=not row["password"],
+            deactivatedAt=iso_or_none(row["deactivated_at"]),
+            lastSeenAt=iso_or_none(row["last_seen_at"]),
+            online=online,
+            availability=row["availability"],
+            available=available,
+        )
+
+
+class SignedIn(Out):
+    """What register, login and the link redemptions answer."""
+
+    token: str
+    admin: Admin
+
+
+class SignIn(Out):
+    id: uuid.UUID
+    device: Annotated[str, Meta(description="The User-Agent it signed in with")] | None
+    ip: str | None
+    createdAt: Timestamp
+    lastSeenAt: Timestamp | None
+    current: bool
+
+    @classmethod
+    def of(cls, row: Row, current: bool) -> SignIn:
+        return cls(
+            id=row["id"],
+            device=row["device"],
+            ip=row["ip"],
+            createdAt=iso(row["created_at"]),
+            lastSeenAt=iso_or_none(row["last_seen_at"]),
+            current=current,
+        )
+
+
+class Invitation(Out):
+    id: uuid.UUID
+    url: Annotated[str, Meta(description="The demo console's page that accepts it")]
+    token: Annotated[str, Meta(description="Single use; only its hash is stored")]
+    expiresAt: Timestamp
+
+
+class Invited(Out):
+    agent: Member
+    invitation: Invitation
+
+
+# ---- answers: messages and sessions --------------------------------------------------
+
+
+class Message(Out):
+    id: uuid.UUID
+    sessionId: uuid.UUID
+    seq: Annotated[int, Meta(description="Per-session position; the history cursor")]
+    senderType: SenderType
+    senderId: str | None
+    senderName: Annotated[str, Meta(description="A staff sender's display name")] | None
+    content: str
+    isRead: bool
+    clientMessageId: str | None
+    createdAt: Timestamp
+
+    @classmethod
+    def of(cls, row: Row) -> Message:
+        return cls(
+            id=row["id"],
+            sessionId=row["session_id"],
+            seq=row["seq"],
+            senderType=row["sender_type"],
+            senderId=row["sender_id"],
+            senderName=row["sender_name"],
+            content=row["content"],
+            isRead=bool(row["is_read"]),
+            clientMessageId=row["client_message_id"],
+            createdAt=iso(row["created_at"]),
+        )
+
+
+class Session(Out):
+    id: uuid.UUID
+    userId: str
+    userName: str | None
+    userEmail: str | None
+    status: SessionStatus
+    lastSeq: int
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    lastActivityAt: Timestamp
+    lastMessage: Message | None
+    unreadCount: int
+    assigneeId: Annotated[uuid.UUID, Meta(description="The owner; null: waiting")] | None
+    assigneeName: Annotated[str, Meta(description="The owner's name")] | None
+    assignedAt: Timestamp | None
+    assignmentReason: (
+        Annotated[
+            AssignmentReason,
+            Meta(description="Why the owner has it, or why it went back to the queue"),
+        ]
+        | None
+    )
+
+    @classmethod
+    def fields_of(
+        cls, row: Row, last: Row | None, unread: int, assignee_name: str | None
+    ) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "userId": row["user_id"],
+            "userName": row["user_name"],
+            "userEmail": row["user_email"],
+            "status": row["status"],
+            "lastSeq": row["last_seq"],
+            "createdAt": iso(row["created_at"]),
+            "updatedAt": iso(row["updated_at"]),
+            "lastActivityAt": iso(row["last_activity_at"]),
+            "lastMessage": Message.of(last) if last else None,
+            "unreadCount": unread,
+            "assigneeId": row["assignee_id"],
+            # The owner's display name, never an email (the customer's GET shows it too).
+            "assigneeName": assignee_name,
+            "assignedAt": iso_or_none(row["assigned_at"]),
+            "assignmentReason": row["assignment_reason"],
+        }
+
+    @classmethod
+    def of(
+        cls, row: Row, last: Row | None = None, unread: int = 0, assignee_name: str | None = None
+    ) -> Session:
+        return cls(**cls.fields_of(row, last, unread, assignee_name))
+
+
+class InboxItem(Session):
+    cursor: Annotated[str, Meta(description="Pass as `before` for the next inbox page")]
+    customerOnline: Annotated[
+        bool, Meta(description="The customer has a socket open now (false while Redis is down)")
+    ]
+
+
+class Assignment(Out):
+    """One change of a session's owner, as its history lists it."""
+
+    assigneeId: uuid.UUID | None
+    previousAssigneeId: uuid.UUID | None
+    reason: AssignmentReason
+    actorId: Annotated[uuid.UUID, Meta(description="Who made it; null: routing")] | None
+    at: Timestamp
+
+
+class SessionAssigned(Out):
+    """`session_assigned`, to staff and the session's room (a display name, never an
+    email: the customer's widget hears it too)."""
+
+    sessionId: uuid.UUID
+    assigneeId: uuid.UUID | None
+    assigneeName: str | None
+    previousAssigneeId: uuid.UUID | None
+    reason: AssignmentReason
+    assignedAt: Timestamp | None
+
+
+class AgentPresence(Out):
+    """`agent_presence`, to staff."""
+
+    agentId: uuid.UUID
+    status: Availability
+    available: bool
+
+
+class OpenedSession(Session):
+    customerToken: Annotated[
+        str, Meta(description="Reads and writes this session only (a customer token)")
+    ]
+
+
+# ---- answers: socket acks and events -------------------------------------------------
+
+
+class Problem(Out):
+    """What a refused socket event's ack carries as `error`."""
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class Refused(Out):
+    ok: Literal[False]
+    error: Problem
+
+
+class Typing(Out):
+    user: bool
+    admin: bool
+
+
+class Joined(Out):
+    """`join_session`'s ack: what a (re)joining client needs."""
+
+    sessionId: uuid.UUID
+    messages: list[Message]
+    hasMore: bool
+    typing: Typing
+    customerOnline: bool
+    queuePosition: (
+        Annotated[int, Meta(description="A waiting session's place in the routing queue (1: next)")]
+        | None
+    )
+
+
+class Left(Out):
+    sessionId: uuid.UUID
+
+
+class Sent(Out):
+    message: Message
+    created: bool
+
+
+class Read(Out):
+    message: Message
+
+
+class TypingEvent(Out):
+    """`user_typing`, and the `typing` ack."""
+
+    sessionId: uuid.UUID
+    userType: SenderType
+    isTyping: bool
+
+
+class Presence(Out):
+    """`customer_presence`."""
+
+    sessionId: uuid.UUID
+    online: bool
+
+
+# ---- answers: health -----------------------------------------------------------------
+
+
+class Liveness(Out):
+    status: Literal["ok"]
+
+
+class Checks(Out):
+    database: Annotated[str, Meta(description="`ok`, or `down: <error>`")]
+    redis: Annotated[str, Meta(description="`ok`, `down: <error>`, or `embedded`")]
+
+
+class RelayCounters(Out):
+    """The answering worker's long-polling relay (app/realtime/affinity.py `RelayStats`)."""
+
+    worker: Annotated[str, Meta(description="This worker's id (Engine.IO sids start with it)")]
+    relayed: Annotated[int, Meta(description="Polling requests forwarded to their owner")]
+    answered: Annotated[int, Meta(description="Requests other workers forwarded here")]
+    timeouts: int
+    refused: int
+    ownerGone: int
+    lateReplies: int
+    inFlight: int
+    longestWaitMs: int
+
+
+class Readiness(Out):
+    status: Literal["ok", "unavailable"]
+    checks: Checks
+    relay: RelayCounters | msgspec.UnsetType = msgspec.UNSET
