@@ -17,6 +17,7 @@ from sanic.exceptions import SanicException
 from app import metrics
 from app.db import UNAVAILABLE
 from app.outage import REDIS
+from app.state import StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,8 @@ def to_api_error(exc: BaseException) -> ApiError:
     """The client-facing form of any exception, shared by REST and socket handlers."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+    # The state store's own error, or Redis reached directly (the revocation bus).
+    if isinstance(exc, (StateUnavailable, RedisConnectionError, RedisTimeoutError)):
         REDIS.failed("request", exc)
         return ServiceUnavailable(
             "A backing service is unavailable, retry shortly", code="service_unavailable"

@@ -7,12 +7,10 @@ really frees (the counter's remaining life, rounded up), not the window's full l
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-
 from app import metrics
 from app.errors import RateLimited
 from app.outage import REDIS
-from app.state import State
+from app.state import State, StateUnavailable
 
 
 class RateLimiter:
@@ -29,7 +27,7 @@ class RateLimiter:
         """
         try:
             counted = await self._state.hit(f"rl:{bucket}:{key}", self._window)
-        except (RedisError, OSError) as exc:
+        except StateUnavailable as exc:
             REDIS.failed(f"rate limit {bucket} not enforced", exc)
             return 0, 0
         REDIS.succeeded()
@@ -46,13 +44,13 @@ class RateLimiter:
         """Take back one event counted by `hit` (it turned out not to be one to limit)."""
         try:
             await self._state.refund(f"rl:{bucket}:{key}")
-        except (RedisError, OSError) as exc:
+        except StateUnavailable as exc:
             REDIS.failed(f"rate limit {bucket} not refunded", exc)
             return
 
     async def reset(self, bucket: str, key: str) -> None:
         try:
             await self._state.delete(f"rl:{bucket}:{key}")
-        except (RedisError, OSError) as exc:
+        except StateUnavailable as exc:
             REDIS.failed(f"rate limit {bucket} not reset", exc)
             return

@@ -7,11 +7,20 @@ stand-in for a single worker with no Redis.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+
+class StateUnavailable(Exception):
+    """The store cannot be reached. Raised instead of the client library's errors, so
+    the domain decides what an outage means (a rate limit fails open, a join answers
+    without live state, anything else answers 503) without knowing what backs the store."""
 
 
 class State(Protocol):
@@ -129,6 +138,24 @@ return out
 
 REDIS_POOL_SIZE = 64
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _unavailable_as_state_error(
+    method: Callable[Concatenate[RedisState, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[RedisState, P], Coroutine[Any, Any, T]]:
+    """Turns redis-py's failures (and the socket's) into StateUnavailable."""
+
+    @functools.wraps(method)
+    async def call(self: RedisState, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StateUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    return call
+
 
 class RedisState:
     def __init__(self, url: str, namespace: str = "helpline") -> None:
@@ -152,28 +179,35 @@ class RedisState:
         self._mark_many = self.redis.register_script(MARK_MANY)
         self._count_live = self.redis.register_script(COUNT_LIVE)
 
+    @_unavailable_as_state_error
     async def hit(self, key: str, window: int) -> tuple[int, int]:
         count, millis = await self._hit(keys=[self.prefix + key], args=[window])
         return int(count), max(math.ceil(int(millis) / 1000), 1)
 
+    @_unavailable_as_state_error
     async def refund(self, key: str) -> None:
         await self._refund(keys=[self.prefix + key])
 
+    @_unavailable_as_state_error
     async def put(self, key: str, value: str, ttl: int) -> None:
         await self.redis.set(self.prefix + key, value, ex=ttl)
 
+    @_unavailable_as_state_error
     async def swap(self, key: str, value: str, ttl: int) -> str | None:
         old = await self.redis.set(self.prefix + key, value, ex=ttl, get=True)
         return None if old is None else str(old)
 
+    @_unavailable_as_state_error
     async def take(self, key: str) -> str | None:
         old = await self.redis.getdel(self.prefix + key)
         return None if old is None else str(old)
 
+    @_unavailable_as_state_error
     async def delete(self, *keys: str) -> None:
         if keys:
             await self.redis.delete(*(self.prefix + k for k in keys))
 
+    @_unavailable_as_state_error
     async def get_many(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
@@ -182,6 +216,7 @@ class RedisState:
             for v in await self.redis.mget([self.prefix + k for k in keys])
         ]
 
+    @_unavailable_as_state_error
     async def mark(self, key: str, member: str, ttl: int) -> int:
         key = self.prefix + key
         now = time.time()
@@ -193,6 +228,7 @@ class RedisState:
             *_, live = await pipe.execute()
         return int(live)
 
+    @_unavailable_as_state_error
     async def unmark(self, key: str, member: str) -> int:
         key = self.prefix + key
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -202,12 +238,14 @@ class RedisState:
             *_, live = await pipe.execute()
         return int(live)
 
+    @_unavailable_as_state_error
     async def count_live(self, keys: list[str]) -> list[int]:
         if not keys:
             return []
         counts = await self._count_live(keys=[self.prefix + k for k in keys], args=[time.time()])
         return [int(n) for n in counts]
 
+    @_unavailable_as_state_error
     async def mark_many(self, entries: list[tuple[str, str]], ttl: int) -> None:
         if entries:
             await self._mark_many(
@@ -215,23 +253,29 @@ class RedisState:
                 args=[time.time(), ttl, *(member for _, member in entries)],
             )
 
+    @_unavailable_as_state_error
     async def schedule(self, key: str, member: str, at: float) -> None:
         await self.redis.zadd(self.prefix + key, {member: at})
 
+    @_unavailable_as_state_error
     async def schedule_many(self, key: str, due: dict[str, float]) -> None:
         if due:
             await self.redis.zadd(self.prefix + key, due)
 
+    @_unavailable_as_state_error
     async def take_due(self, key: str, now: float) -> list[str]:
         return list(await self._take_due(keys=[self.prefix + key], args=[now]))
 
+    @_unavailable_as_state_error
     async def unschedule(self, key: str, member: str) -> None:
         await self.redis.zrem(self.prefix + key, member)
 
+    @_unavailable_as_state_error
     async def ttl(self, key: str) -> float:
         millis = await self.redis.pttl(self.prefix + key)
         return max(int(millis), 0) / 1000
 
+    @_unavailable_as_state_error
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
-from app.state import REDIS_POOL_SIZE, MemoryState, RedisState
+import pytest
+
+from app.state import REDIS_POOL_SIZE, MemoryState, RedisState, State, StateUnavailable
 from tests.support import REDIS_NAMESPACE, REDIS_TEST_URL
 
 
@@ -58,3 +61,49 @@ async def test_the_in_process_store_counts_live_members_the_same_way():
     await state.mark("live:a", "here", 60)
     await state.mark("live:b", "gone", -1)
     assert await state.count_live(["live:a", "live:b", "live:none"]) == [1, 0, 0]
+
+
+# Every method of the store with arguments it accepts: an unreachable Redis must surface
+# as the store's own StateUnavailable, never as a redis-py exception the domain would
+# have to know about.
+STORE_CALLS = {
+    "hit": ("k", 60),
+    "refund": ("k",),
+    "put": ("k", "v", 60),
+    "swap": ("k", "v", 60),
+    "take": ("k",),
+    "delete": ("k",),
+    "get_many": (["k"],),
+    "mark": ("k", "m", 60),
+    "unmark": ("k", "m"),
+    "count_live": (["k"],),
+    "mark_many": ([("k", "m")], 60),
+    "schedule": ("k", "m", 1.0),
+    "schedule_many": ("k", {"m": 1.0}),
+    "take_due": ("k", 1.0),
+    "unschedule": ("k", "m"),
+    "ttl": ("k",),
+    "ping": (),
+}
+
+
+@pytest.mark.parametrize("method", sorted(STORE_CALLS))
+async def test_an_unreachable_redis_raises_state_unavailable(method: str):
+    state = RedisState(f"redis://127.0.0.1:{_closed_port()}/0", REDIS_NAMESPACE)
+    try:
+        with pytest.raises(StateUnavailable):
+            await getattr(state, method)(*STORE_CALLS[method])
+    finally:
+        await state.close()
+
+
+def test_every_method_of_the_store_is_covered():
+    protocol = {n for n in vars(State) if not n.startswith("_")} - {"close"}
+    assert protocol == set(STORE_CALLS)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from redis.exceptions import RedisError
-
 from app.auth import Principal, require_session_access
 from app.context import Services
 from app.domain import messages, presence, routing
 from app.models import Joined, Message, Typing
 from app.outage import REDIS
+from app.state import StateUnavailable
 
 CATCHUP_LIMIT = 500
 
@@ -23,7 +22,7 @@ async def join(
     routing is on and the session waits, its place in the queue."""
     if after is None:
         require_session_access(principal, session_id)
-        await messages.load_session_exists(session_id)
+        await messages.require_session_exists(session_id)
         missed: list[Message] = []
         more = None
     else:
@@ -38,7 +37,7 @@ async def join(
     try:
         typing = await presence.typing_now(ctx, session_id)
         online = await presence.is_online(ctx, session_id)
-    except (RedisError, OSError) as exc:
+    except StateUnavailable as exc:
         # The history is what a reconnecting client cannot do without; live state is
         # best effort, like the rate limits, while Redis is away.
         REDIS.failed("join without typing/presence", exc)

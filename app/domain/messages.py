@@ -188,7 +188,7 @@ async def history(
     if before is not None and after is not None:
         raise BadRequest("Use either before or after, not both", code="validation_error")
     require_session_access(principal, session_id)
-    await load_session_exists(session_id)
+    await require_session_exists(session_id)
     if after is not None and max_chars is not None:
         rows, more = await _forward_page_within(session_id, after, limit, max_chars)
         following = {"after": rows[-1]["seq"]} if more else None
@@ -243,7 +243,7 @@ async def _forward_page_within(
     return list(rows[:limit]), more
 
 
-async def load_session_exists(session_id: uuid.UUID) -> None:
+async def require_session_exists(session_id: uuid.UUID) -> None:
     if await db.fetch_one_direct("SELECT id FROM chat_session WHERE id = {}", session_id) is None:
         raise NotFound("Session not found")
 

@@ -20,7 +20,7 @@ from app.context import Services
 from app.errors import Forbidden
 from app.models import SIDES, Presence, SenderType, Typing, TypingEvent, as_uuid
 
-DEADLINES = "typing:deadlines"
+TYPING_DEADLINES = "typing:deadlines"
 PRESENCE_DEADLINES = "presence:deadlines"
 
 
@@ -63,12 +63,12 @@ async def set_typing(
     member = f"{session_id}:{side}"
     if is_typing:
         changed = await ctx.state.swap(key, connection, ttl) != connection
-        await ctx.state.schedule(DEADLINES, member, time.time() + ttl)
+        await ctx.state.schedule(TYPING_DEADLINES, member, time.time() + ttl)
     else:
         changed = await ctx.state.take(key) is not None
         if changed:
             # Announced here: the sweep must not find the deadline and announce it again.
-            await ctx.state.unschedule(DEADLINES, member)
+            await ctx.state.unschedule(TYPING_DEADLINES, member)
     event = TypingEvent(sessionId=session_id, userType=side, isTyping=is_typing)
     if changed:
         await _tell_typing(ctx, event, skip=connection)
@@ -102,7 +102,7 @@ async def clear_typing_of(ctx: Services, connection: str, sessions: list[tuple[s
         if values[0] != connection:
             continue
         await ctx.state.delete(key)
-        await ctx.state.unschedule(DEADLINES, f"{session_id}:{side}")
+        await ctx.state.unschedule(TYPING_DEADLINES, f"{session_id}:{side}")
         await _tell_typing(ctx, _stopped(session_id, side))
 
 
@@ -113,12 +113,12 @@ async def sweep(ctx: Services) -> int:
 
 async def _sweep_typing(ctx: Services) -> int:
     announced = 0
-    for member in await ctx.state.take_due(DEADLINES, time.time()):
+    for member in await ctx.state.take_due(TYPING_DEADLINES, time.time()):
         session_id, _, side = member.rpartition(":")
         left = await ctx.state.ttl(_typing_key(session_id, side))
         if left > 0:
             # Refreshed meanwhile: watch the new deadline instead.
-            await ctx.state.schedule(DEADLINES, member, time.time() + left)
+            await ctx.state.schedule(TYPING_DEADLINES, member, time.time() + left)
             continue
         await _tell_typing(ctx, _stopped(session_id, side))
         announced += 1
@@ -182,8 +182,7 @@ async def customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list[
 
 
 async def is_online(ctx: Services, session_id: uuid.UUID) -> bool:
-    # unmark of a member that is not there only prunes and counts.
-    return await ctx.state.unmark(_presence_key(str(session_id)), "") > 0
+    return (await customers_online(ctx, [session_id]))[0]
 
 
 async def _announce(ctx: Services, session_id: uuid.UUID, online: bool) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from redis.exceptions import RedisError
 
 from app import db
 from app.auth import Principal, require_admin, require_session_access
@@ -20,6 +19,7 @@ from app.domain import assignment, presence, routing
 from app.errors import ApiError, BadRequest, NotFound
 from app.models import AssigneeChange, InboxItem, NewSession, OpenedSession, Session, as_uuid
 from app.outage import REDIS
+from app.state import StateUnavailable
 from app.validation import parse_uuid
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -210,7 +210,7 @@ async def _customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list
         return []
     try:
         return await presence.customers_online(ctx, session_ids)
-    except (RedisError, OSError) as exc:
+    except StateUnavailable as exc:
         REDIS.failed("inbox without presence", exc)
         return [False] * len(session_ids)
 

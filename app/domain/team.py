@@ -55,8 +55,7 @@ async def staff_offline(ctx: Services, admin_id: uuid.UUID, connection: str) -> 
 
 
 async def _is_online(ctx: Services, admin_id: object) -> bool:
-    # unmark of a member that is not there only prunes and counts.
-    return await ctx.state.unmark(_online_key(admin_id), "") > 0
+    return (await ctx.state.count_live([_online_key(admin_id)]))[0] > 0
 
 
 async def _member(ctx: Services, admin_id: uuid.UUID) -> Member:
