@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
@@ -19,6 +19,11 @@ from dotenv import load_dotenv
 DEFAULT_JWT_SECRET = "change-me"
 # ENV accepts these only: a typo such as `prod` must not quietly mean "development".
 ENVIRONMENTS = ("development", "test", "production")
+Environment = Literal["development", "test", "production"]
+LOG_FORMATS = ("text", "json")
+# Upper bounds of numbers whose only sane limit is "not absurd".
+MANY = 10**9
+YEAR = 366 * 24 * 3600
 # Where a per-start random secret is handed to the workers of the same start.
 GENERATED_SECRET_VAR = "HELPLINE_GENERATED_JWT_SECRET"
 # How sessions find an owner by themselves (app/domain/routing.py).
@@ -27,16 +32,25 @@ AUTO_ASSIGN_MODES = ("off", "round_robin", "least_open")
 log = logging.getLogger(__name__)
 
 
-def _setting(default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"doc": doc})
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    between: tuple[int, int] | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """One setting: its default, its line in the README, and the values it accepts (a
+    number's inclusive bounds, or a word's closed set), checked whenever Settings is built."""
+    return field(default=default, metadata={"doc": doc, "between": between, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = _setting(
+    env: Environment = _setting(  # noqa: RUF009 - a field(), as every other setting
         "development",
         "`development`, `test` or `production` (anything else refuses to start); "
         "`production` turns on the start-up safety checks.",
+        choices=ENVIRONMENTS,
     )
     database_url: str = _setting(
         "", "PostgreSQL URL (`postgres://user:pass@host:port/db`). Empty: embedded SQLite."
@@ -51,49 +65,70 @@ class Settings:
         "HS256 signing key; required in production. Elsewhere, unset means a random "
         "secret per start (tokens die on restart).",
     )
-    port: int = _setting(3001, "HTTP port.")
+    port: int = _setting(3001, "HTTP port.", between=(1, 65535))
     host: str = _setting("0.0.0.0", "Interface to bind.")
-    web_concurrency: int = _setting(1, "Worker processes.")
+    web_concurrency: int = _setting(1, "Worker processes.", between=(1, 256))
     cors_origins: str = _setting("*", "Comma-separated allowed origins for REST and Socket.IO.")
-    admin_token_ttl: int = _setting(12 * 3600, "Admin token lifetime, seconds.")
-    customer_token_ttl: int = _setting(7 * 24 * 3600, "Customer token lifetime, seconds.")
+    admin_token_ttl: int = _setting(12 * 3600, "Admin token lifetime, seconds.", between=(60, YEAR))
+    customer_token_ttl: int = _setting(
+        7 * 24 * 3600, "Customer token lifetime, seconds.", between=(60, YEAR)
+    )
     auth_cache_ms: int = _setting(
         1000,
         "Longest a worker trusts its cached check that a staff token's account is active and "
         "its sign-in live (revocations through the API reach every worker sooner).",
+        between=(0, 60_000),
     )
     invitation_ttl: int = _setting(
-        7 * 24 * 3600, "Invitation and password-reset link lifetime, seconds."
+        7 * 24 * 3600,
+        "Invitation and password-reset link lifetime, seconds.",
+        between=(60, YEAR),
     )
     open_signup: bool = _setting(False, "Let anyone register an admin after the first one exists.")
-    typing_ttl: int = _setting(5, "Seconds a typing indicator lives without a refresh.")
-    presence_ttl: int = _setting(60, "Seconds a presence entry lives without a heartbeat.")
+    typing_ttl: int = _setting(
+        5, "Seconds a typing indicator lives without a refresh.", between=(1, 300)
+    )
+    presence_ttl: int = _setting(
+        60, "Seconds a presence entry lives without a heartbeat.", between=(1, 3600)
+    )
     availability_grace: int = _setting(
         60,
         "Seconds a staff member's last dropped connection (a closed tab, a phone in the "
         "background, a killed worker) still counts as connected: a reconnect within it "
         "keeps their conversations.",
+        between=(1, 86_400),
     )
     auto_assign: str = _setting(
         "off",
         "`off`, `round_robin` or `least_open`: how new and waiting sessions are given to "
         "available agents (off: staff claim them).",
+        choices=AUTO_ASSIGN_MODES,
     )
     max_open_per_agent: int = _setting(
-        10, "Open sessions automatic routing gives one agent at most (claims may exceed it)."
+        10,
+        "Open sessions automatic routing gives one agent at most (claims may exceed it).",
+        between=(1, MANY),
     )
     rate_login_failures: int = _setting(
-        10, "Failed logins allowed per (email, client IP) a window; then 429."
+        10,
+        "Failed logins allowed per (email, client IP) a window; then 429.",
+        between=(1, MANY),
     )
-    rate_register: int = _setting(10, "Registrations allowed per IP a window.")
-    rate_session_create: int = _setting(30, "Sessions created per IP a window.")
-    rate_messages: int = _setting(120, "Messages posted per token a window.")
-    rate_window: int = _setting(60, "Rate-limit window, seconds.")
-    max_body_bytes: int = _setting(64 * 1024, "Largest accepted request body, bytes.")
-    db_pool_min: int = _setting(1, "PostgreSQL pool minimum per worker.")
-    db_pool_max: int = _setting(10, "PostgreSQL pool maximum per worker.")
-    argon2_time_cost: int = _setting(2, "argon2 passes (raise for stronger hashes).")
-    argon2_memory_kib: int = _setting(19456, "argon2 memory, KiB (OWASP minimum 19 MiB).")
+    rate_register: int = _setting(10, "Registrations allowed per IP a window.", between=(1, MANY))
+    rate_session_create: int = _setting(30, "Sessions created per IP a window.", between=(1, MANY))
+    rate_messages: int = _setting(120, "Messages posted per token a window.", between=(1, MANY))
+    rate_window: int = _setting(60, "Rate-limit window, seconds.", between=(1, 86_400))
+    max_body_bytes: int = _setting(
+        64 * 1024, "Largest accepted request body, bytes.", between=(1024, 100 * 1024 * 1024)
+    )
+    db_pool_min: int = _setting(1, "PostgreSQL pool minimum per worker.", between=(0, 1000))
+    db_pool_max: int = _setting(10, "PostgreSQL pool maximum per worker.", between=(1, 1000))
+    argon2_time_cost: int = _setting(
+        2, "argon2 passes (raise for stronger hashes).", between=(1, 100)
+    )
+    argon2_memory_kib: int = _setting(
+        19456, "argon2 memory, KiB (OWASP minimum 19 MiB).", between=(8, 4 * 1024 * 1024)
+    )
     demo_enabled: bool = _setting(
         True, "Serve the demo console at /demo (default off when ENV=production)."
     )
@@ -109,54 +144,87 @@ class Settings:
         0,
         "Proxies in front of the server that append to X-Forwarded-For (Heroku: 1, one "
         "nginx: 1, none: 0). 0 ignores the header: the client IP is the TCP peer.",
+        between=(0, 32),
     )
     rate_login_failures_ip: int = _setting(
-        30, "Failed logins allowed per client IP a window, whatever the emails; then 429."
+        30,
+        "Failed logins allowed per client IP a window, whatever the emails; then 429.",
+        between=(1, MANY),
     )
     rate_login_email_ceiling: int = _setting(
         100,
         "Failed logins per email a window from all IPs together past which every login "
         "for it is slowed by LOGIN_SLOWDOWN (never locked).",
+        between=(1, MANY),
     )
     login_slowdown: int = _setting(
-        2, "Seconds each login waits once its email is past the ceiling."
+        2,
+        "Seconds each login waits once its email is past the ceiling.",
+        between=(0, 60),
     )
     socket_events_per_second: int = _setting(
-        10, "Socket events one connection may send a second (sustained); more answer 429."
+        10,
+        "Socket events one connection may send a second (sustained); more answer 429.",
+        between=(1, MANY),
     )
     socket_event_burst: int = _setting(
-        30, "Socket events one connection may send at once before the per-second rate applies."
+        30,
+        "Socket events one connection may send at once before the per-second rate applies.",
+        between=(1, MANY),
     )
     socket_events_in_flight: int = _setting(
-        8, "Events of one connection under way at once (not yet acked); more answer 429."
+        8,
+        "Events of one connection under way at once (not yet acked); more answer 429.",
+        between=(1, MANY),
     )
     socket_queue_bytes: int = _setting(
         1024 * 1024,
         "Bytes waiting to be sent to one connection; past it (a client that does not read) "
         "the connection is closed.",
+        between=(1024, 1024 * 1024 * 1024),
     )
     socket_auth_timeout: int = _setting(
-        10, "Seconds a new Engine.IO connection has to authenticate (Socket.IO CONNECT)."
+        10,
+        "Seconds a new Engine.IO connection has to authenticate (Socket.IO CONNECT).",
+        between=(1, 600),
     )
     connections_per_ip: int = _setting(
-        100, "Engine.IO connections one client IP may hold open, per worker."
+        100,
+        "Engine.IO connections one client IP may hold open, per worker.",
+        between=(1, MANY),
     )
     join_page_chars: int = _setting(
         128 * 1024,
         "Characters of message content one join_session ack carries at most (past it "
         "`hasMore`: page on with REST); 500 messages is the other bound.",
+        between=(1, MANY),
     )
     log_format: str = _setting(
-        "text", "`text` (one line per record) or `json` (one JSON object per line)."
+        "text",
+        "`text` (one line per record) or `json` (one JSON object per line).",
+        choices=LOG_FORMATS,
     )
     relay_timeout: int = _setting(
         30,
         "Seconds a worker waits for another worker to answer a relayed long-polling request "
         "before answering the client itself (a GET gets an empty poll, a POST a 503).",
+        between=(1, 3600),
     )
     relay_max_in_flight: int = _setting(
-        2000, "Relayed long-polling requests one worker holds at once; past it, 503 and retry."
+        2000,
+        "Relayed long-polling requests one worker holds at once; past it, 503 and retry.",
+        between=(1, MANY),
     )
+
+    def __post_init__(self) -> None:
+        found = [problem for f in fields(self) if (problem := _out_of_bounds(f, self))]
+        if self.db_pool_min > self.db_pool_max:
+            found.append(
+                f"DB_POOL_MIN ({self.db_pool_min}) must not be above DB_POOL_MAX "
+                f"({self.db_pool_max})"
+            )
+        if found:
+            raise ConfigError("; ".join(found))
 
     @property
     def production(self) -> bool:
@@ -170,11 +238,6 @@ class Settings:
         if self.database_url:
             return "standalone"
         return "invalid" if self.redis_url else "embedded"
-
-    @property
-    def embedded(self) -> bool:
-        """No external services: SQLite and in-process state, one worker."""
-        return self.mode == "embedded"
 
     @property
     def single_worker(self) -> bool:
@@ -218,13 +281,10 @@ class Settings:
                     raise ConfigError(f"{f.name.upper()} must be an integer, got {raw!r}") from exc
             else:
                 values[f.name] = raw
-        env = values.get("env", cls.env)
-        if env not in ENVIRONMENTS:
-            raise ConfigError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
-        if "demo_enabled" not in values and env == "production":
+        if "demo_enabled" not in values and values.get("env") == "production":
             values["demo_enabled"] = False
         settings = cls(**values)
-        if env != "production" and settings.jwt_secret in ("", DEFAULT_JWT_SECRET):
+        if not settings.production and settings.jwt_secret in ("", DEFAULT_JWT_SECRET):
             settings = replace(settings, jwt_secret=_generated_secret(environ))
         return settings
 
@@ -250,16 +310,6 @@ class Settings:
         found = self.url_problems()
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             found.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
-        if self.auto_assign not in AUTO_ASSIGN_MODES:
-            found.append(
-                f"AUTO_ASSIGN must be off, round_robin or least_open, got {self.auto_assign!r}"
-            )
-        if self.availability_grace < 1:
-            found.append("AVAILABILITY_GRACE must be at least 1 second")
-        if self.max_open_per_agent < 1:
-            found.append("MAX_OPEN_PER_AGENT must be at least 1")
-        if self.log_format not in ("text", "json"):
-            found.append(f"LOG_FORMAT must be text or json, got {self.log_format!r}")
         secret = self.secret_problem()
         if self.production and secret:
             found.append(secret)
@@ -334,7 +384,29 @@ class ConfigError(RuntimeError):
     """The configuration cannot run; the message says what to fix."""
 
 
-SETTINGS = [(f.name.upper(), f.default, f.metadata["doc"]) for f in fields(Settings)]
+def _out_of_bounds(setting: Any, settings: Settings) -> str | None:
+    """Why `setting`'s value in `settings` is not one it accepts, in one line; or None."""
+    value = getattr(settings, setting.name)
+    between, choices = setting.metadata["between"], setting.metadata["choices"]
+    if between is not None and not between[0] <= value <= between[1]:
+        return f"{setting.name.upper()} must be between {between[0]} and {between[1]}, got {value}"
+    if choices is not None and value not in choices:
+        return f"{setting.name.upper()} must be one of {', '.join(choices)}, got {value!r}"
+    return None
+
+
+def _documented(doc: str, between: tuple[int, int] | None) -> str:
+    if between is None:
+        return doc
+    low, high = between
+    shown = f"at least {low:,}" if high == MANY else f"{low:,}–{high:,}"
+    return f"{doc} Range: {shown}."
+
+
+SETTINGS = [
+    (f.name.upper(), f.default, _documented(f.metadata["doc"], f.metadata["between"]))
+    for f in fields(Settings)
+]
 
 
 def _shown(default: Any) -> str:
