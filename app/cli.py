@@ -134,7 +134,7 @@ def _read_password(given: str | None) -> str:
 async def _create_admin(
     settings: Settings, email: str, password: str, full_name: str | None, role: StaffRole
 ) -> dict[str, object]:
-    from app import contract, models
+    from app import contract, db, models
     from app.auth import Principal
     from app.context import Services
     from app.domain import admins
@@ -144,7 +144,7 @@ async def _create_admin(
     new = contract.read(
         models.Registration, {"email": email, "password": password, "fullName": full_name}
     )
-    services = Services.build(settings, state=MemoryState())
+    services = Services.build(settings, state=MemoryState(), database=db.engine())
     out = await admins.register(
         services,
         Principal(role="admin", subject=OPERATOR_ID, staff_role="admin"),

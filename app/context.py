@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from piccolo.engine.base import Engine
+
+from app import db
 from app.accounts import AccountGuard
 from app.auth import Passwords, Tokens
 from app.broadcast import Broadcaster, NullBroadcaster
@@ -16,6 +19,7 @@ from app.state import MemoryState, RedisState, State
 @dataclass
 class Services:
     settings: Settings
+    database: Engine
     tokens: Tokens
     passwords: Passwords
     state: State
@@ -25,8 +29,11 @@ class Services:
     broadcaster: Broadcaster = field(default_factory=NullBroadcaster)
 
     @classmethod
-    def build(cls, settings: Settings, state: State | None = None) -> Services:
-        """`state` overrides the store (the CLI needs no Redis to create an admin)."""
+    def build(
+        cls, settings: Settings, state: State | None = None, database: Engine | None = None
+    ) -> Services:
+        """`state` overrides the store (the CLI needs no Redis to create an admin);
+        `database` the engine the settings name (a test's, or the CLI's configured one)."""
         if state is None:
             state = (
                 RedisState(settings.redis_url, settings.redis_namespace)
@@ -38,6 +45,7 @@ class Services:
         revocations.on(accounts.forget)
         return cls(
             settings=settings,
+            database=database if database is not None else db.make_engine(settings),
             tokens=Tokens(settings),
             passwords=Passwords(settings),
             state=state,

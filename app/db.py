@@ -16,6 +16,9 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import TransactionType
 
+from app.config import Settings
+from app.piccolo_app import APP_CONFIG
+from app.sqlite_engine import EmbeddedSQLiteEngine
 from app.tables import Message
 
 # Failures that mean "the database cannot be reached right now", not "this request is wrong".
@@ -33,7 +36,32 @@ UNAVAILABLE = (
 )
 
 
+def make_engine(settings: Settings) -> Engine:
+    """The engine the settings name: PostgreSQL at DATABASE_URL, else the SQLite file."""
+    if settings.database_url:
+        return PostgresEngine(config={"dsn": settings.database_url}, log_queries=False)
+    # A statement outside a transaction waits this long for the one writer (see below).
+    return EmbeddedSQLiteEngine(path=settings.sqlite_path, timeout=30)
+
+
+_bound: Engine | None = None
+
+
+def bind(database: Engine) -> None:
+    """Send every query of this process to `database` (the app's `Services.database`).
+
+    Piccolo keeps a table's engine in class state, so this is per process, like the app
+    itself (Sanic runs one app per process). Unbound, queries use piccolo_conf.py's
+    engine, as Piccolo's own CLI and the migrations do."""
+    global _bound
+    _bound = database
+    for table in APP_CONFIG.table_classes:
+        table._meta.db = database
+
+
 def engine() -> Engine:
+    if _bound is not None:
+        return _bound
     found = engine_finder()
     if found is None:
         raise RuntimeError("piccolo_conf.py defines no engine")

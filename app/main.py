@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import orjson
+from piccolo.engine.base import Engine
 from sanic import Sanic
 
 from app import db, hooks, logs, metrics, stopping
@@ -25,9 +26,10 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def create_app(settings: object = None) -> Sanic:
+def create_app(settings: object = None, *, database: Engine | None = None) -> Sanic:
     """Build the app; `settings` defaults to the environment's (Sanic's CLI passes its
-    own argument namespace to factories, which is ignored)."""
+    own argument namespace to factories, which is ignored) and `database` to the engine
+    the settings name."""
     if not isinstance(settings, Settings):
         settings = Settings.from_env()
     problems = settings.problems()
@@ -39,6 +41,36 @@ def create_app(settings: object = None) -> Sanic:
 
     # Sanic's own logging setup would add handlers and formats of its own (app/logs.py).
     app = Sanic("helpline", dumps=_dumps, configure_logging=False)
+    _configure(app, settings)
+    services = Services.build(settings, database=database)
+    db.bind(services.database)
+    app.ctx.settings = settings
+    app.ctx.services = services
+
+    app.on_request(authenticate)
+    for bp in (auth.bp, team.links, team.agents, team.invitations, sessions.bp, chat.bp, health.bp):
+        app.blueprint(bp)
+    app.blueprint(metrics_api.bp)
+    docs.install(app, settings.docs_enabled)
+    if settings.demo_enabled:
+        demo.install(app)
+    errors.install(app)
+    access.install(app)
+
+    sio = create_server(settings)
+    mount(app, sio)
+    services.broadcaster = SocketBroadcaster(sio)
+    app.ctx.sio = sio
+    # Its counters are read by /health/ready.
+    app.ctx.relay = relay_for(sio, settings)
+    realtime = Realtime(sio, services)
+    _start_in_order(app, services, realtime)
+    _stop_in_order(app, services, realtime)
+    return app
+
+
+def _configure(app: Sanic, settings: Settings) -> None:
+    """Sanic's and sanic-ext's settings: body cap, JSON errors, CORS, the OpenAPI page."""
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.CORS_ORIGINS = settings.cors_origins
@@ -59,25 +91,11 @@ def create_app(settings: object = None) -> Sanic:
     }
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
 
-    services = Services.build(settings)
-    app.ctx.settings = settings
-    app.ctx.services = services
 
-    app.on_request(authenticate)
-    for bp in (auth.bp, team.links, team.agents, team.invitations, sessions.bp, chat.bp, health.bp):
-        app.blueprint(bp)
-    app.blueprint(metrics_api.bp)
-    docs.install(app, settings.docs_enabled)
-    if settings.demo_enabled:
-        demo.install(app)
-    errors.install(app)
-    access.install(app)
-
-    sio = create_server(settings)
-    mount(app, sio)
-    services.broadcaster = SocketBroadcaster(sio)
-    realtime = Realtime(sio, services)
-    app.ctx.sio = sio
+def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
+    """A worker's start: the database pool, then the background tasks and the relay."""
+    settings = services.settings
+    sio, relay = app.ctx.sio, app.ctx.relay
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
@@ -87,10 +105,6 @@ def create_app(settings: object = None) -> Sanic:
             # Serve anyway: requests answer 503 until the database is back.
             log.error("database unavailable at start: %r", exc)
 
-    relay = relay_for(sio, settings)
-    # Its counters are read by /health/ready.
-    app.ctx.relay = relay
-
     @app.after_server_start
     async def start_background(app: Sanic) -> None:
         log.info(
@@ -99,22 +113,22 @@ def create_app(settings: object = None) -> Sanic:
             settings.port,
             settings.describe_mode(),
         )
-        # Our own task, not app.add_task: Sanic logs a warning for every task it cancels.
-        app.ctx.realtime_task = asyncio.create_task(
-            realtime.run_background(), name="presence-sweep"
-        )
-        # Revocations from other workers: drop cached account checks, disconnect sockets.
-        app.ctx.revocation_task = asyncio.create_task(
-            services.revocations.run(), name="revocation-listener"
-        )
-        app.ctx.guard_task = asyncio.create_task(
-            sio.sweep_unauthenticated(), name="socket-guard-sweep"
-        )
-        app.ctx.pool_sampler = asyncio.create_task(
-            metrics.sample_pool_forever(db.pool), name="pool-sampler"
-        )
+        # Our own tasks, not app.add_task: Sanic logs a warning for every task it cancels.
+        app.ctx.background = [
+            asyncio.create_task(metrics.sample_pool_forever(db.pool), name="pool-sampler"),
+            asyncio.create_task(realtime.run_background(), name="presence-sweep"),
+            # Revocations from other workers: drop cached account checks, disconnect sockets.
+            asyncio.create_task(services.revocations.run(), name="revocation-listener"),
+            asyncio.create_task(sio.sweep_unauthenticated(), name="socket-guard-sweep"),
+        ]
         if relay is not None:
             await relay.start()
+
+
+def _stop_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
+    """A worker's stop, each step bounded: tasks, events under way, client connections,
+    the relay, then the pool and Redis clients."""
+    sio, relay = app.ctx.sio, app.ctx.relay
 
     # Sanic's wait for open connections between the stop phases; every step of ours is
     # bounded too (app/stopping.py), so a SIGTERMed worker always exits.
@@ -124,12 +138,7 @@ def create_app(settings: object = None) -> Sanic:
     async def stop_realtime(app: Sanic) -> None:
         # Sanic may run the stop listeners twice (uvloop after loop.stop()): one Stop.
         stop = app.ctx.stop = getattr(app.ctx, "stop", None) or stopping.Stop()
-        tasks = [
-            app.ctx.pool_sampler,
-            app.ctx.realtime_task,
-            app.ctx.revocation_task,
-            app.ctx.guard_task,
-        ]
+        tasks = app.ctx.background
         await stop.step(
             "background tasks", stopping.cancel_all(tasks), 1, stopping.pending_names(tasks)
         )
@@ -158,5 +167,3 @@ def create_app(settings: object = None) -> Sanic:
         await stop.step("revocation listener", services.revocations.close(), 1, lambda: "Redis")
         metrics.worker_stopped()
         stop.finished()
-
-    return app
