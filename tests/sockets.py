@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,35 @@ class Client:
             await asyncio.sleep(0.005)
         return self.disconnected_at
 
-    async def settle(self, seconds: float = 0.3) -> None:
-        """Give in-flight broadcasts time to arrive before asserting something did not."""
-        await asyncio.sleep(seconds)
+    async def round_trip(self) -> None:
+        """An event of this client's own, answered: its ack is written to this connection
+        behind every packet its worker had already queued for it."""
+        ack = await self.call("leave_session", str(uuid.uuid4()))
+        assert ack["ok"] is True, ack
+
+    async def heard_no(
+        self,
+        name: str,
+        *controls: Client,
+        predicate: Callable[[Any], bool] = lambda _: True,
+    ) -> None:
+        """Asserts this client heard no matching `name` event, without waiting a fixed
+        time: each control, a client on this client's worker that the same broadcast
+        reached (one per room it went to), hears it first; then this client's own round
+        trip proves that whatever its worker sent it by then has arrived."""
+        for control in controls:
+            await control.wait_for(name, predicate)
+        await self.round_trip()
+        heard = [data for data in self.of(name) if predicate(data)]
+        assert heard == [], f"{name} should not have reached this client: {heard!r}"
+
+    async def heard_once(
+        self, name: str, predicate: Callable[[Any], bool], *controls: Client
+    ) -> None:
+        """Asserts this client heard exactly one matching `name` event, the same way."""
+        await self.wait_for(name, predicate)
+        for control in controls:
+            await control.wait_for(name, predicate)
+        await self.round_trip()
+        heard = [data for data in self.of(name) if predicate(data)]
+        assert len(heard) == 1, f"{name} reached this client {len(heard)} times: {heard!r}"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.sockets import Client
-from tests.support import Factory, LiveServer, bearer, forge
+from tests.support import REDIS_NAMESPACE, Factory, LiveServer, bearer, forge
 
 Connect = Callable[..., Awaitable[Client]]
 
@@ -72,11 +72,16 @@ async def test_acked_socket_message_is_in_rest_history(chat, api):
     assert [m["id"] for m in r.json()] == [ack["message"]["id"]]
 
 
-async def test_admin_in_session_room_and_admins_room_gets_each_message_once(chat):
-    session, customer, admin, _ = chat
+async def test_admin_in_session_room_and_admins_room_gets_each_message_once(
+    chat, connect, server_b
+):
+    session, customer, admin, token = chat
+    # On the admin's worker: one client in the admins room only, one in the room only.
+    inbox = await connect(server_b.url, token)
+    tab = await connect(server_b.url, session["customerToken"])
+    assert (await tab.call("join_session", session["id"]))["ok"]
     ack = await customer.call("send_message", {"sessionId": session["id"], "content": "once"})
-    await admin.wait_for("new_message", lambda m: m["id"] == ack["message"]["id"])
-    await admin.settle()
+    await admin.heard_once("new_message", lambda m: m["id"] == ack["message"]["id"], inbox, tab)
     assert [m["id"] for m in admin.of("new_message")] == [ack["message"]["id"]]
 
 
@@ -107,12 +112,37 @@ async def test_join_with_after_returns_exactly_the_missed_messages(chat, make, c
     assert ack["hasMore"] is False
 
 
-async def test_leave_session_stops_room_events(chat):
+async def test_a_join_past_500_missed_messages_says_has_more_and_rest_pages_on(
+    chat, connect, server, db, api
+):
+    session, _, _, token = chat
+    session_id = uuid.UUID(session["id"])
+    await db.execute(
+        "INSERT INTO message (id, session_id, seq, sender_type, content, is_read, created_at)"
+        " SELECT gen_random_uuid(), $1, g, 'user', 'm' || g, false, now()"
+        " FROM generate_series(1, 501) AS g",
+        session_id,
+    )
+    await db.execute("UPDATE chat_session SET last_seq = 501 WHERE id = $1", session_id)
+    late = await connect(server.url, token)
+    ack = await late.call("join_session", {"sessionId": session["id"], "after": 0})
+    assert ack["ok"] is True and ack["hasMore"] is True
+    assert [m["seq"] for m in ack["messages"]] == list(range(1, 501))
+    r = await api.get(f"/api/chat/messages/{session['id']}?after=500", headers=bearer(token))
+    assert [m["seq"] for m in r.json()] == [501]
+
+
+@pytest.mark.parametrize("form", ["id", "object"])
+async def test_leave_session_stops_room_events(chat, connect, server, form):
     session, customer, admin, _ = chat
-    assert (await customer.call("leave_session", session["id"]))["ok"]
+    # Another tab of the same customer, on the same worker, stays in the room.
+    stays = await connect(server.url, session["customerToken"])
+    assert (await stays.call("join_session", session["id"]))["ok"]
+    payload = session["id"] if form == "id" else {"sessionId": session["id"]}
+    left = await customer.call("leave_session", payload)
+    assert left == {"ok": True, "sessionId": session["id"]}
     assert (await admin.call("typing", {"sessionId": session["id"], "isTyping": True}))["ok"]
-    await customer.settle()
-    assert customer.of("user_typing") == []
+    await customer.heard_no("user_typing", stays)
 
 
 # --- auth over sockets -------------------------------------------------------------
@@ -151,6 +181,19 @@ async def test_refusal_tells_the_client_why(server):
     assert seen[0]["data"] == {"code": "invalid_token"}  # type: ignore[index]
 
 
+@pytest.mark.parametrize("who", ["customer", "staff"])
+async def test_a_token_in_the_query_string_authenticates_a_socket(make, server, who):
+    session = await make.session()
+    token = session["customerToken"] if who == "customer" else await make.admin_token()
+    client = Client(f"{server.url}?token={token}", None)
+    await client.connect()
+    try:
+        ack = await client.call("join_session", session["id"])
+        assert ack["ok"] is True and ack["sessionId"] == session["id"]
+    finally:
+        await client.close()
+
+
 async def test_customer_cannot_join_another_session(make, connect, server):
     mine = await make.session()
     other = await make.session()
@@ -179,8 +222,12 @@ async def test_customer_cannot_type_into_another_session(make, connect, server, 
     customer = await connect(server.url, mine["customerToken"])
     ack = await customer.call("typing", {"sessionId": other["id"], "isTyping": True})
     assert ack["ok"] is False and ack["error"]["code"] == "not_found"
-    await watcher.settle()
-    assert watcher.of("user_typing") == []
+    # A staff member on the refused customer's worker types next: the watcher hears that,
+    # and nothing before it.
+    staff = await connect(server.url, await make.admin_token())
+    assert (await staff.call("typing", {"sessionId": other["id"], "isTyping": True}))["ok"]
+    await watcher.wait_for("user_typing")
+    assert [e["userType"] for e in watcher.of("user_typing")] == ["admin"]
 
 
 async def test_customer_cannot_send_as_admin(chat, db):
@@ -197,11 +244,15 @@ async def test_customer_hears_nothing_of_other_sessions(make, connect, server, s
     other = await make.session()
     snoop = await connect(server.url, session["customerToken"])
     await snoop.call("join_session", session["id"])
+    # Staff on the snoop's worker, in the other session's room: hears what the snoop must not.
+    control = await connect(server.url, await make.admin_token())
+    assert (await control.call("join_session", other["id"]))["ok"]
     stranger = await connect(server_b.url, other["customerToken"])
     await stranger.call("join_session", other["id"])
     await stranger.call("send_message", {"sessionId": other["id"], "content": "private"})
     await stranger.call("typing", {"sessionId": other["id"], "isTyping": True})
-    await snoop.settle()
+    await snoop.heard_no("new_message", control)
+    await snoop.heard_no("user_typing", control)
     assert snoop.events == []
 
 
@@ -213,29 +264,46 @@ async def test_failed_send_also_emits_the_originals_error_event(chat):
     assert error == {"message": ack["error"]["message"]}
 
 
+# Stands for the chat's own session id, so each case can fail only on validation (an
+# unknown id would be refused by the lookup whatever the validation did).
+SID = "<session>"
+
+
+def _with_session(payload: object, session_id: str) -> object:
+    if payload == SID:
+        return session_id
+    if isinstance(payload, dict):
+        return {k: session_id if v == SID else v for k, v in payload.items()}
+    return payload
+
+
 @pytest.mark.parametrize(
     ("event", "payload"),
     [
         ("join_session", None),
         ("join_session", 42),
         ("join_session", "not-a-uuid"),
-        ("join_session", {"sessionId": str(uuid.uuid4()), "after": -1}),
-        ("join_session", {"sessionId": str(uuid.uuid4()), "after": "x"}),
+        ("join_session", {"sessionId": SID, "after": -1}),
+        ("join_session", {"sessionId": SID, "after": "x"}),
         ("leave_session", {"nope": 1}),
         ("send_message", ["a", "list"]),
-        ("send_message", {"sessionId": "x", "content": 5}),
-        ("send_message", {"sessionId": str(uuid.uuid4()), "content": "x" * 5001}),
-        ("typing", {"sessionId": str(uuid.uuid4())}),
-        ("typing", {"sessionId": str(uuid.uuid4()), "isTyping": "yes"}),
+        ("send_message", {"sessionId": "x", "content": "fine"}),
+        ("send_message", {"sessionId": SID, "content": 5}),
+        ("send_message", {"sessionId": SID, "content": "x" * 5001}),
+        ("send_message", {"sessionId": SID, "content": "nul \x00 inside"}),
+        ("typing", {"sessionId": SID}),
+        ("typing", {"sessionId": SID, "isTyping": "yes"}),
+        ("typing", {"sessionId": SID, "isTyping": True, "userType": "robot"}),
         ("mark_read", "x"),
         ("mark_read", {"messageId": None}),
     ],
 )
-async def test_malformed_event_is_refused_and_the_connection_survives(chat, event, payload):
+async def test_malformed_event_is_refused_and_the_connection_survives(chat, db, event, payload):
     session, customer, _, _ = chat
-    ack = await customer.call(event, payload)
+    ack = await customer.call(event, _with_session(payload, session["id"]))
     assert ack["ok"] is False
-    assert ack["error"]["code"] in {"validation_error", "invalid_body", "not_found"}
+    assert ack["error"]["code"] in {"validation_error", "invalid_body"}, ack
+    assert await db.fetchval("SELECT count(*) FROM message") == 0
     again = await customer.call("send_message", {"sessionId": session["id"], "content": "still"})
     assert again["ok"] is True
 
@@ -253,12 +321,37 @@ async def test_typing_on_and_off_reach_the_other_server(chat):
     assert off == {"sessionId": session["id"], "userType": "user", "isTyping": False}
 
 
-async def test_typer_does_not_hear_its_own_typing(chat):
+async def test_staff_typing_reaches_the_customer(chat):
     session, customer, admin, _ = chat
+    assert (await admin.call("typing", {"sessionId": session["id"], "isTyping": True}))["ok"]
+    on = await customer.wait_for("user_typing", lambda e: e["isTyping"])
+    assert on == {"sessionId": session["id"], "userType": "admin", "isTyping": True}
+    assert (await admin.call("typing", {"sessionId": session["id"], "isTyping": False}))["ok"]
+    off = await customer.wait_for("user_typing", lambda e: not e["isTyping"])
+    assert off == {"sessionId": session["id"], "userType": "admin", "isTyping": False}
+
+
+@pytest.mark.parametrize(("typer", "claimed"), [("customer", "admin"), ("staff", "user")])
+async def test_typing_as_the_other_side_is_refused_and_told_to_nobody(chat, typer, claimed):
+    session, customer, admin, _ = chat
+    client, listener = (customer, admin) if typer == "customer" else (admin, customer)
+    typing = {"sessionId": session["id"], "isTyping": True}
+    ack = await client.call("typing", {**typing, "userType": claimed})
+    assert ack["ok"] is False and ack["error"]["code"] == "sender_mismatch"
+    # The same typer's honest typing next: the listener hears that, and nothing before it.
+    honest = await client.call("typing", typing)
+    assert honest["ok"] is True and honest["userType"] != claimed
+    await listener.wait_for("user_typing")
+    assert listener.of("user_typing") == [{**typing, "userType": honest["userType"]}]
+
+
+async def test_typer_does_not_hear_its_own_typing(chat, connect, server):
+    session, customer, admin, _ = chat
+    other_tab = await connect(server.url, session["customerToken"])
+    assert (await other_tab.call("join_session", session["id"]))["ok"]
     await customer.call("typing", {"sessionId": session["id"], "isTyping": True})
     await admin.wait_for("user_typing")
-    await customer.settle()
-    assert customer.of("user_typing") == []
+    await customer.heard_no("user_typing", other_tab)
 
 
 async def test_typing_expires_after_ttl_when_the_typer_goes_silent(chat, connect, server_b):
@@ -300,7 +393,7 @@ async def test_join_ack_tells_who_is_typing(chat, connect, server):
 
 
 async def test_customer_online_until_every_tab_on_every_server_is_gone(
-    make, connect, server, server_b
+    make, connect, server, server_b, redis
 ):
     token = await make.admin_token()
     session = await make.session()
@@ -310,8 +403,15 @@ async def test_customer_online_until_every_tab_on_every_server_is_gone(
     assert online == {"sessionId": session["id"], "online": True}
     tab_b = await connect(server_b.url, session["customerToken"])
     await tab_a.close()
-    await admin.settle()
-    assert [e["online"] for e in admin.of("customer_presence")] == [True]
+    await until_live_connections(redis, session["id"], 1)
+    # Server A handled the disconnect; a presence change it tells the admins next comes
+    # behind any "offline" it would have told for the first session.
+    marker = await make.session()
+    await connect(server.url, marker["customerToken"])
+    await admin.wait_for("customer_presence", lambda e: e["sessionId"] == marker["id"])
+    assert [
+        e["online"] for e in admin.of("customer_presence") if e["sessionId"] == session["id"]
+    ] == [True]
     assert (await admin.call("join_session", session["id"]))["customerOnline"] is True
     await tab_b.close()
     offline = await admin.wait_for("customer_presence", lambda e: not e["online"])
@@ -356,19 +456,19 @@ async def test_status_change_arrives_as_session_updated(chat, api):
     r = await api.patch(
         f"/api/sessions/{session['id']}/status", json={"status": "closed"}, headers=bearer(token)
     )
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["status"] == "closed"
     for client in (customer, admin):
-        event = await client.wait_for("session_updated")
-        assert event["id"] == session["id"] and event["status"] == "closed"
+        assert await client.wait_for("session_updated") == r.json()
 
 
-async def test_admins_get_session_created(make, connect, server_b):
+async def test_admins_get_session_created_as_rest_answered_it_without_the_token(
+    make, connect, server_b
+):
     token = await make.admin_token()
     admin = await connect(server_b.url, token)
-    session = await make.session(userName="Grace")
+    session = await make.session(userName="Grace", userEmail="grace@example.com")
     event = await admin.wait_for("session_created")
-    assert event["id"] == session["id"] and event["userName"] == "Grace"
-    assert "customerToken" not in event
+    assert event == {k: v for k, v in session.items() if k != "customerToken"}
 
 
 async def test_mark_read_over_socket_broadcasts_message_read(chat):
@@ -380,6 +480,28 @@ async def test_mark_read_over_socket_broadcasts_message_read(chat):
     assert event["id"] == sent["message"]["id"] and event["isRead"] is True
 
 
+async def test_marking_ones_own_message_read_over_the_socket_is_refused(chat, db):
+    session, customer, admin, _ = chat
+    sent = await customer.call("send_message", {"sessionId": session["id"], "content": "mine"})
+    ack = await customer.call("mark_read", {"messageId": sent["message"]["id"]})
+    assert ack["ok"] is False and ack["error"]["code"] == "own_message"
+    message_id = uuid.UUID(sent["message"]["id"])
+    assert await db.fetchval("SELECT is_read FROM message WHERE id = $1", message_id) is False
+    # Still unread, so the other side's mark is a change and is told (once).
+    read = await admin.call("mark_read", {"messageId": sent["message"]["id"]})
+    assert await customer.wait_for("message_read") == read["message"]
+    assert customer.of("message_read") == [read["message"]]
+
+
+async def test_message_read_reaches_staff_who_have_not_joined_the_session(chat, connect, server):
+    session, customer, admin, token = chat
+    inbox = await connect(server.url, token)
+    reply = await admin.call("send_message", {"sessionId": session["id"], "content": "hi"})
+    ack = await customer.call("mark_read", {"messageId": reply["message"]["id"]})
+    assert ack["ok"] is True
+    assert await inbox.wait_for("message_read") == ack["message"]
+
+
 async def test_socket_retry_with_client_message_id_is_stored_and_broadcast_once(chat, db):
     session, customer, admin, _ = chat
     payload = {"sessionId": session["id"], "content": "again", "clientMessageId": "c-1"}
@@ -387,10 +509,14 @@ async def test_socket_retry_with_client_message_id_is_stored_and_broadcast_once(
     second = await customer.call("send_message", payload)
     assert first["created"] is True and second["created"] is False
     assert first["message"] == second["message"]
-    await admin.wait_for("new_message")
-    await admin.settle()
-    assert len(admin.of("new_message")) == 1
-    assert await db.fetchval("SELECT count(*) FROM message") == 1
+    # A later message from the same customer reaches the admin behind any second copy.
+    later = await customer.call("send_message", {"sessionId": session["id"], "content": "next"})
+    await admin.wait_for("new_message", lambda m: m["id"] == later["message"]["id"])
+    assert [m["id"] for m in admin.of("new_message")] == [
+        first["message"]["id"],
+        later["message"]["id"],
+    ]
+    assert await db.fetchval("SELECT count(*) FROM message") == 2
 
 
 # --- load across workers ------------------------------------------------------------
@@ -471,3 +597,13 @@ async def test_a_typing_stop_is_announced_once_not_again_by_the_sweep(lone_serve
     await admin.wait_for("user_typing", stop_of(control_sid))
     stops = [e for e in admin.of("user_typing") if stop_of(sid)(e)]
     assert stops == [{"sessionId": sid, "userType": "user", "isTyping": False}]
+
+
+async def until_live_connections(redis, session_id: str, count: int, within: float = 10) -> None:
+    """Waits until the session's presence set holds `count` connections (a disconnect
+    was handled)."""
+    key = f"{REDIS_NAMESPACE}:presence:{session_id}"
+    deadline = asyncio.get_running_loop().time() + within
+    while await redis.zcard(key) != count:
+        assert asyncio.get_running_loop().time() < deadline, f"presence of {session_id} stuck"
+        await asyncio.sleep(0.02)
