@@ -23,7 +23,7 @@ from app.realtime import testpoints
 from app.realtime.manager import room_channel
 from app.realtime.server import channel_name
 from tests.faults import PrivateRedis
-from tests.sockets import Client
+from tests.sockets import Client, matching
 from tests.support import REDIS_NAMESPACE, Factory, LiveServer
 
 COUNTERS = f"{REDIS_NAMESPACE}:socketio:counters"
@@ -160,9 +160,11 @@ async def test_staff_on_any_worker_get_every_message_once(pair):
                     "send_message", {"sessionId": session["id"], "content": f"m{n}"}
                 )
                 assert ack["ok"], ack
+            # Each staff client's own round trip: a second copy its worker had sent is
+            # in by the answer.
             for staff in (watching, inside):
                 await eventually(lambda s=staff: len(s.of("new_message")) >= 5)
-            await inside.settle(0.5)
+                await staff.round_trip()
             for staff in (watching, inside):
                 assert [m["content"] for m in staff.of("new_message")] == [
                     f"m{n}" for n in range(5)
@@ -196,11 +198,13 @@ async def test_a_message_posted_on_another_worker_during_a_join_is_not_missed(
                     sent = await make.message(agent, session["id"], f"during join {round_}")
                     ack = await join
                     assert ack["ok"], ack
-                    await customer.settle(0.3)
-                    seqs = {m["seq"] for m in ack["messages"]}
-                    seqs |= {m["seq"] for m in customer.of("new_message")}
-                    if sent["seq"] not in seqs:
-                        missed.append(round_)
+                    if sent["seq"] not in {m["seq"] for m in ack["messages"]}:
+                        try:
+                            await customer.wait_for(
+                                "new_message", matching(seq=sent["seq"]), within=5
+                            )
+                        except AssertionError:
+                            missed.append(round_)
                 finally:
                     await customer.close()
             assert missed == []

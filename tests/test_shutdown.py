@@ -17,6 +17,7 @@ import aiohttp
 from app import stopping
 from app.auth import Tokens
 from app.config import Settings
+from app.realtime import testpoints
 from bench.sio import SioClient
 from tests.sockets import Client
 from tests.support import JWT_SECRET, ROOT, LiveServer
@@ -128,3 +129,37 @@ async def test_idle_clients_closing_at_once_then_sigterm_still_stops_within_the_
     assert code == 0, log[-2000:]
     assert "exiting now" not in log
     assert "stopped in" in log
+
+
+async def test_during_a_stop_new_events_ack_shutting_down_while_one_under_way_finishes(
+    make, database_url, redis_url
+):
+    """SIGTERM with a join under way (held open by the test-only join pause): the join
+    finishes and acks ok, while every event sent after the stop began acks `shutting_down`
+    (retryable), until the connection is closed."""
+    session = await make.session()
+    live = LiveServer(
+        f"draining-{uuid.uuid4().hex[:6]}",
+        {"DATABASE_URL": database_url, "REDIS_URL": redis_url, testpoints.JOIN_PAUSE: "1.5"},
+    )
+    live.start()
+    customer = await Client(live.url, session["customerToken"]).connect()
+    try:
+        join = asyncio.create_task(customer.call("join_session", session["id"]))
+        # Answered after the join's handler started: the join is under way.
+        await customer.round_trip()
+        assert live.process is not None
+        live.process.send_signal(signal.SIGTERM)
+        refused = None
+        while refused is None:
+            ack = await customer.call("leave_session", str(uuid.uuid4()))
+            if not ack["ok"]:
+                refused = ack
+        assert refused["error"]["code"] == "shutting_down"
+        assert refused["error"]["retryable"] is True
+        joined = await join
+        assert joined["ok"] is True and joined["sessionId"] == session["id"]
+        await customer.wait_disconnected(within=15)
+    finally:
+        await customer.close()
+        await asyncio.to_thread(live.stop)
