@@ -11,6 +11,7 @@ from sanic_ext.extensions.openapi import openapi
 from app import contract, db
 from app.api.common import documented, json, services
 from app.models import Checks, Liveness, Readiness, RelayCounters
+from app.state import StateUnavailable
 
 bp = Blueprint("health")
 
@@ -25,7 +26,9 @@ async def _check(probe: object) -> str:
     try:
         await asyncio.wait_for(probe, timeout=2)  # type: ignore[arg-type]
     except Exception as exc:  # any failure means "not ready"; the reason goes to the body
-        return f"down: {type(exc).__name__}"
+        # The state store's own error wraps the reason an operator can act on.
+        reason = exc.__cause__ if isinstance(exc, StateUnavailable) and exc.__cause__ else exc
+        return f"down: {type(reason).__name__}"
     return "ok"
 
 
