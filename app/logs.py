@@ -21,7 +21,6 @@ import orjson
 # The id of the HTTP request (or Socket.IO connection) being served; empty outside one.
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 
-FORMATS = ("text", "json")
 REDACTED = "[redacted]"
 _KEY = r"(?:token|password|passwd|secret|authorization|jwt|api[_-]?key)\w*"
 _SECRETS = [

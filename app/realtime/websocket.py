@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_DATA, CLOSE_TOO_BIG = 1000, 1002, 1007, 1009
-PING_PACKET = packet.Packet(packet.PING)
 PONG_PACKET = "3"
 # Environ keys only the handshake needs: dropped once the socket is up.
 HANDSHAKE_KEYS = (
