@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             server = stack.Server(stack.ROOT, url, workers=1, extra_env=env)
             # One deployment: the doomed process is another worker of it.
             server.namespace = stable.namespace
-            server.start(LOGS / f"unavailability-doomed-{n}.log")
+            server.start(LOGS / "unavailability-doomed.log")
             return server
 
         try:

@@ -113,7 +113,7 @@ def test_two_agents_claim_and_hand_over_in_chromium(tmp_path):
     env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(tmp_path / "owners.sqlite3")}
     live = LiveServer("demo-ownership", env)
     live.start(timeout=60)
-    shots = ("ownership-first", "ownership-second")
+    shots = ("ownership-first", "ownership-second", "ownership-customer")
     for shot in shots:
         (ARTIFACTS / f"demo-{shot}.png").unlink(missing_ok=True)
     try:

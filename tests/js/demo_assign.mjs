@@ -40,6 +40,7 @@ try {
   browser = await chromium.launch({ executablePath: s.chromium, headless: true, args: ARGS });
   const errors = [];
   const page = async (who, email) => {
+    // (each agent in a context of its own: the console keeps its sign-in in localStorage)
     const context = await browser.newContext({ viewport: { width: 1100, height: 640 } });
     context.setDefaultTimeout(15000);
     const p = await context.newPage();
@@ -57,7 +58,13 @@ try {
   const linus = await page("linus", "linus@example.com");
   step("two agents signed in");
 
-  await rest("/api/sessions", { method: "POST", body: { userId: "ada", userName: "Ada Lovelace" } });
+  // The customer's widget, in a third context: it will hear who answers, by name only.
+  const widget = await (await browser.newContext({ viewport: { width: 420, height: 640 } })).newPage();
+  widget.on("pageerror", (err) => errors.push(`widget: ${err.message}`));
+  await widget.goto(`${s.url}/demo/customer`);
+  await widget.fill("#name", "Ada Lovelace");
+  await widget.click("#start button[type=submit]");
+  await widget.locator('#status[data-state="online"]').waitFor();
   for (const p of [grace, linus]) {
     await p.click('#filters button[data-filter="unassigned"]');
     const row = p.locator(".session", { hasText: "Ada Lovelace" });
@@ -95,6 +102,8 @@ try {
   await winner.locator("#handover button[type=submit]").click();
   await loser.locator(".session", { hasText: "Ada Lovelace" }).locator(".owner", { hasText: "You" }).waitFor();
   await winner.locator("#conv-owner", { hasText: loserName }).waitFor();
+  await widget.locator("#owner", { hasText: `${loserName} is handling your chat.` }).waitFor();
+  check(!(await widget.locator("#owner").textContent()).includes("@"), "no email in the widget");
   seen.handedOver = true;
   step("the owner handed it over; the colleague sees it under Mine as theirs");
 
@@ -106,6 +115,7 @@ try {
   await winner.click('#filters button[data-filter="all"]');
   await winner.screenshot({ path: join(s.artifacts, "demo-ownership-first.png") });
   await loser.screenshot({ path: join(s.artifacts, "demo-ownership-second.png") });
+  await widget.screenshot({ path: join(s.artifacts, "demo-ownership-customer.png") });
   check(errors.length === 0, `no page errors: ${errors.join("; ")}`);
   console.log(JSON.stringify({ ok: true, ...seen }));
   await browser.close();

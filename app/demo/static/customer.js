@@ -6,6 +6,11 @@ const saved = stored("helpline.demo.customer");
 const thread = new Thread($("#thread"), "user");
 let socket = null;
 
+function showOwner(text) {
+  $("#owner").textContent = text;
+  $("#owner").hidden = !text;
+}
+
 function note(text) {
   $("#note").textContent = text;
 }
@@ -60,6 +65,8 @@ function start(session) {
     }
     const fresh = ack.messages.filter((m) => thread.add(m)).length;
     $("#typing").hidden = !ack.typing.admin;
+    // While routing is on and nobody has the chat yet: the place in the queue.
+    if (ack.queuePosition) showOwner(`You are number ${ack.queuePosition} in the queue.`);
     if (joinedBefore) note(fresh ? `Back online: replayed ${fresh} missed message${fresh > 1 ? "s" : ""}.` : "Back online: nothing missed.");
     joinedBefore = true;
     markRead();
@@ -84,6 +91,10 @@ function start(session) {
     if (event.userType === "admin") $("#typing").hidden = !event.isTyping;
   });
   socket.on("session_updated", (s) => setClosed(s.status === "closed"));
+  // Who answers: the agent's display name (the server never sends an email here).
+  socket.on("session_assigned", ({ assigneeId, assigneeName }) =>
+    showOwner(assigneeId ? `${assigneeName || "An agent"} is handling your chat.` : "Waiting for the next free agent…"),
+  );
   socket.on("error", (event) => note(event.message));
 }
 
@@ -92,6 +103,7 @@ function reset(message = "") {
   socket = null;
   saved.clear();
   thread.clear();
+  showOwner("");
   showChat(false);
   $("#status").dataset.state = "idle";
   $("#status").textContent = "not connected";
