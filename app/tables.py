@@ -109,3 +109,41 @@ class Assignment(Table, tablename="assignment"):
     reason = Varchar(length=16)
     actor_id = UUID(null=True, default=None)
     created_at = Timestamptz()
+
+
+class Note(Table, tablename="note"):
+    """A staff member's private note on a session. Never a message: notes have their own
+    per-session position (`seq` here, `noteSeq` in JSON), so a customer's message `seq`
+    stays gap-free, and no customer-facing query reads this table (app/domain/visibility.py).
+    """
+
+    id = UUID(primary_key=True)
+    session_id = ForeignKey(references=ChatSession, on_delete=OnDelete.cascade)
+    # Indexed through the unique (session_id, seq) index of the workspace migration.
+    seq = Integer()
+    author_id = UUID(null=True, default=None)
+    # The author's display name when written (kept as written, like senderName).
+    author_name = Varchar(length=200, null=True, default=None)
+    content = Text()
+    created_at = Timestamptz()
+
+
+class SessionLabel(Table, tablename="session_label"):
+    """One label on one session: a row per pair, so the inbox filter is an index lookup
+    on PostgreSQL and SQLite alike (no array type needed)."""
+
+    id = UUID(primary_key=True)
+    session_id = ForeignKey(references=ChatSession, on_delete=OnDelete.cascade)
+    label = Varchar(length=50)
+
+
+class CannedResponse(Table, tablename="canned_response"):
+    """A reusable reply: `{{customer.name}}`-style placeholders are filled per session."""
+
+    id = UUID(primary_key=True)
+    short_code = Varchar(length=50, unique=True)
+    title = Varchar(length=200, null=True, default=None)
+    content = Text()
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()

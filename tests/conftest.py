@@ -74,7 +74,10 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture(autouse=True)
 async def clean(db: asyncpg.Connection, redis: aioredis.Redis) -> None:
     """Every test starts from empty tables and none of this run's Redis keys."""
-    await db.execute("DELETE FROM message; DELETE FROM chat_session; DELETE FROM admin;")
+    await db.execute(
+        "DELETE FROM message; DELETE FROM chat_session; DELETE FROM admin;"
+        " DELETE FROM canned_response;"
+    )
     keys = [k async for k in redis.scan_iter(match=f"{REDIS_NAMESPACE}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
