@@ -174,7 +174,31 @@ def _uuid_reader(value: Any) -> uuid.UUID:
     return parsed
 
 
+def _list_reader(item_tp: Any, metas: list[msgspec.Meta]) -> FieldReader:
+    """A JSON array whose items each pass their own reader (labels)."""
+    base, item_metas = _meta_of(item_tp)
+    item = _reader_for(base, item_metas, True, False)
+    most = _limit(metas, "max_length")
+
+    def read(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise Invalid("must be a list")
+        if most is not None and len(value) > most:
+            raise Invalid(f"must have at most {most} items")
+        out = []
+        for i, raw in enumerate(value):
+            try:
+                out.append(item(raw))
+            except Invalid as exc:
+                raise Invalid(f"item {i} {exc}") from None
+        return out
+
+    return read
+
+
 def _reader_for(tp: Any, metas: list[msgspec.Meta], required: bool, from_text: bool) -> FieldReader:
+    if get_origin(tp) is list:
+        return _list_reader(get_args(tp)[0], metas)
     if tp is str:
         return _string_reader(metas, required)
     if tp is int:

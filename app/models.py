@@ -219,6 +219,10 @@ class InboxQuery(Shape):
         ]
         | None
     ) = None
+    label: (
+        Annotated[str, Meta(max_length=50, description="Only sessions carrying this label")]
+        | None
+    ) = None
 
 
 class NewMessage(Shape):
@@ -258,6 +262,8 @@ class Join(Shape):
 
     sessionId: uuid.UUID
     after: Seq | None = None
+    # Staff: the notes after this note position come in the ack too.
+    notesAfter: Seq | None = None
 
 
 class Leave(Shape):
@@ -423,6 +429,13 @@ class Session(Out):
         ]
         | None
     )
+    # Private (app/domain/visibility.py): staff answers carry it, a customer's never.
+    labels: (
+        Annotated[
+            list[str], Meta(description="Staff only: a customer's view of its session has none")
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
     @classmethod
     def fields_of(
@@ -449,12 +462,17 @@ class Session(Out):
 
     @classmethod
     def of(
-        cls, row: Row, last: Row | None = None, unread: int = 0, assignee_name: str | None = None
+        cls,
+        row: Row,
+        last: Row | None = None,
+        unread: int = 0,
+        assignee_name: str | None = None,
+        labels: list[str] | msgspec.UnsetType = msgspec.UNSET,
     ) -> Session:
-        return cls(**cls.fields_of(row, last, unread, assignee_name))
+        return cls(**cls.fields_of(row, last, unread, assignee_name), labels=labels)
 
 
-class InboxItem(Session):
+class InboxItem(Session, kw_only=True):
     cursor: Annotated[str, Meta(description="Pass as `before` for the next inbox page")]
     customerOnline: Annotated[
         bool, Meta(description="The customer has a socket open now (false while Redis is down)")
@@ -491,7 +509,7 @@ class AgentPresence(Out):
     available: bool
 
 
-class OpenedSession(Session):
+class OpenedSession(Session, kw_only=True):
     customerToken: Annotated[
         str, Meta(description="Reads and writes this session only (a customer token)")
     ]
@@ -530,6 +548,9 @@ class Joined(Out):
         Annotated[int, Meta(description="A waiting session's place in the routing queue (1: next)")]
         | None
     )
+    # Staff who asked (`notesAfter`) only: app/domain/notes.py decides through visibility.
+    notes: list[Note] | msgspec.UnsetType = msgspec.UNSET
+    notesHasMore: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Left(Out):
@@ -590,3 +611,191 @@ class Readiness(Out):
     status: Literal["ok", "unavailable"]
     checks: Checks
     relay: RelayCounters | msgspec.UnsetType = msgspec.UNSET
+
+
+# ---- the workspace: notes, labels, canned responses, search ----------------------------
+
+MAX_LABELS = 20
+MAX_LABEL = 50
+MAX_SHORT_CODE = 51
+MAX_QUERY = 200
+NOTE_PAGE = 100
+CANNED_PAGE = 20
+SEARCH_PAGE = 20
+SEARCH_PAGE_MAX = 100
+SearchMode = Literal["auto", "words", "fragment"]
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+Content = Annotated[str, Meta(min_length=1, max_length=MAX_CONTENT)]
+Label = Annotated[str, Meta(max_length=MAX_LABEL)]
+
+
+class NewNote(Shape):
+    content: Content
+
+
+class NotesQuery(Shape):
+    after: Annotated[Seq, Meta(description="Notes with a greater `noteSeq`")] | None = None
+    limit: Annotated[
+        int, Meta(ge=1, le=HISTORY_PAGE_MAX, description=f"Page size, default {NOTE_PAGE}")
+    ] = NOTE_PAGE
+
+
+class Note(Out):
+    """A private note: staff only, never in anything a customer receives."""
+
+    id: uuid.UUID
+    sessionId: uuid.UUID
+    noteSeq: Annotated[
+        int,
+        Meta(description="Per-session position of the note (its own cursor, never a message seq)"),
+    ]
+    authorId: uuid.UUID | None
+    authorName: Annotated[str, Meta(description="The author's display name when written")] | None
+    content: str
+    createdAt: Timestamp
+
+    @classmethod
+    def of(cls, row: Row) -> Note:
+        return cls(
+            id=as_uuid(row["id"]),
+            sessionId=as_uuid(row["session_id"]),
+            noteSeq=row["seq"],
+            authorId=None if row["author_id"] is None else as_uuid(row["author_id"]),
+            authorName=row["author_name"],
+            content=row["content"],
+            createdAt=iso(row["created_at"]),
+        )
+
+
+class LabelsChange(Shape):
+    labels: Annotated[
+        list[Label],
+        Meta(
+            max_length=MAX_LABELS,
+            description="The whole set (replaced): 1-50 characters of a-z, 0-9 and - _ : .",
+        ),
+    ]
+
+
+class LabelUse(Out):
+    label: str
+    sessions: Annotated[int, Meta(description="Sessions carrying it")]
+
+
+class CannedQuery(Shape):
+    q: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_QUERY,
+                description="Part of a short code (a leading `/` is ignored) or text",
+            ),
+        ]
+        | None
+    ) = None
+    sessionId: Annotated[uuid.UUID, Meta(description="Fill placeholders for it")] | None = None
+    limit: Annotated[int, Meta(ge=1, le=100, description=f"Default {CANNED_PAGE}")] = CANNED_PAGE
+
+
+class NewCanned(Shape):
+    shortCode: Annotated[
+        str, Meta(max_length=MAX_SHORT_CODE, description="Picked by typing `/<shortCode>`")
+    ]
+    content: Content
+    title: Name | None = None
+
+
+class CannedChange(Shape):
+    json_schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    shortCode: Annotated[str, Meta(max_length=MAX_SHORT_CODE)] | None = None
+    title: Name | None = None
+    content: Content | None = None
+
+    def problems(self) -> dict[str, str]:
+        if self.shortCode is None and self.title is None and self.content is None:
+            return {"content": "give shortCode, title or content"}
+        return {}
+
+
+class Canned(Out):
+    id: uuid.UUID
+    shortCode: str
+    title: str | None
+    content: Annotated[str, Meta(description="May hold `{{customer.name}}`-style placeholders")]
+    createdBy: uuid.UUID | None
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    rendered: (
+        Annotated[str, Meta(description="With `sessionId`: the content, placeholders filled")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+    @classmethod
+    def of(cls, row: Row) -> Canned:
+        return cls(
+            id=as_uuid(row["id"]),
+            shortCode=row["short_code"],
+            title=row["title"],
+            content=row["content"],
+            createdBy=None if row["created_by"] is None else as_uuid(row["created_by"]),
+            createdAt=iso(row["created_at"]),
+            updatedAt=iso(row["updated_at"]),
+        )
+
+
+class SessionSearchQuery(Shape):
+    q: Annotated[str, Meta(max_length=MAX_QUERY, description="What to look for")]
+    status: Annotated[SessionStatus, Meta(description="Sessions of this status")] | None = None
+    label: (
+        Annotated[str, Meta(max_length=MAX_LABEL, description="Sessions carrying this label")]
+        | None
+    ) = None
+    assignee: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_CURSOR,
+                description="`me`, `unassigned`, `all` (the default) or a member's id",
+            ),
+        ]
+        | None
+    ) = None
+    limit: Annotated[
+        int, Meta(ge=1, le=SEARCH_PAGE_MAX, description=f"Page size, default {SEARCH_PAGE}")
+    ] = SEARCH_PAGE
+    before: (
+        Annotated[
+            str, Meta(max_length=MAX_CURSOR, description="An item's `cursor`: the page after it")
+        ]
+        | None
+    ) = None
+
+
+class MessageSearchQuery(SessionSearchQuery):
+    mode: (
+        Annotated[
+            SearchMode,
+            Meta(description="`words`, `fragment` (3+ characters) or `auto` (the default)"),
+        ]
+        | None
+    ) = None
+
+
+class HitSession(Out):
+    id: uuid.UUID
+    userId: str
+    userName: str | None
+    userEmail: str | None
+    status: SessionStatus
+    lastActivityAt: Timestamp
+    assigneeId: uuid.UUID | None
+
+
+class Hit(Out):
+    message: Message
+    session: HitSession
+    highlight: Annotated[
+        str, Meta(description="HTML-escaped snippet whose only markup is `<mark>` around the hits")
+    ]
+    cursor: Annotated[str, Meta(description="Pass as `before` for the next page")]

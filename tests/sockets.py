@@ -23,6 +23,7 @@ EVENTS = (
     "rejoin",
     "session_assigned",
     "agent_presence",
+    "new_note",
 )
 
 

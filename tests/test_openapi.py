@@ -29,7 +29,7 @@ CONTRACT: dict[tuple[str, str], tuple[bool, set[str], set[int]]] = {
     ("delete", "/api/invitations/{invitation_id}"): (False, set(), {401, 403, 404, 503}),
     ("get", "/api/sessions"): (
         False,
-        {"status", "limit", "before", "assignee"},
+        {"status", "limit", "before", "assignee", "label"},
         {400, 401, 403, 503},
     ),
     ("patch", "/api/sessions/{session_id}/assignee"): (
@@ -50,6 +50,36 @@ CONTRACT: dict[tuple[str, str], tuple[bool, set[str], set[int]]] = {
     ),
     ("post", "/api/chat/messages"): (True, set(), {400, 401, 403, 404, 409, 413, 429, 503}),
     ("patch", "/api/chat/messages/{message_id}/read"): (False, set(), {401, 403, 404, 503}),
+    ("post", "/api/sessions/{session_id}/notes"): (True, set(), {400, 401, 403, 404, 413, 503}),
+    ("get", "/api/sessions/{session_id}/notes"): (
+        False,
+        {"after", "limit"},
+        {400, 401, 403, 404, 503},
+    ),
+    ("put", "/api/sessions/{session_id}/labels"): (True, set(), {400, 401, 403, 404, 413, 503}),
+    ("get", "/api/labels"): (False, set(), {401, 403, 503}),
+    ("get", "/api/canned-responses"): (
+        False,
+        {"q", "sessionId", "limit"},
+        {400, 401, 403, 404, 503},
+    ),
+    ("post", "/api/canned-responses"): (True, set(), {400, 401, 403, 409, 413, 503}),
+    ("patch", "/api/canned-responses/{canned_id}"): (
+        True,
+        set(),
+        {400, 401, 403, 404, 409, 413, 503},
+    ),
+    ("delete", "/api/canned-responses/{canned_id}"): (False, set(), {401, 403, 404, 503}),
+    ("get", "/api/search/messages"): (
+        False,
+        {"q", "mode", "status", "label", "assignee", "limit", "before"},
+        {400, 401, 403, 503},
+    ),
+    ("get", "/api/search/sessions"): (
+        False,
+        {"q", "status", "label", "assignee", "limit", "before"},
+        {400, 401, 403, 503},
+    ),
     ("get", "/health"): (False, set(), set()),
     ("get", "/health/ready"): (False, set(), {503}),
 }

@@ -7,6 +7,7 @@ events from its Socket.IO handlers, so a new route or event without a row here f
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ class World:
     member_id: str
     pending_id: str
     invitation_id: str
+    # A canned response per identity (a delete by one must not turn another's into 404).
+    canned: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 async def build_world(api: httpx.AsyncClient, make: Factory) -> World:
@@ -85,6 +88,15 @@ async def build_world(api: httpx.AsyncClient, make: Factory) -> World:
     from_customer = await make.message(session["customerToken"], session["id"])
     from_staff = await make.message(boss["token"], session["id"])
     fresh_admin = await make.login(boss["admin"]["email"])
+    canned = {}
+    for identity in IDENTITIES:
+        r = await api.post(
+            "/api/canned-responses",
+            json={"shortCode": f"m-{uuid.uuid4().hex[:8]}", "content": "Hi {{customer.name}}"},
+            headers=admin_headers,
+        )
+        assert r.status_code == 201, r.text
+        canned[identity] = r.json()["id"]
     return World(
         tokens={
             "admin": fresh_admin["token"],
@@ -101,6 +113,7 @@ async def build_world(api: httpx.AsyncClient, make: Factory) -> World:
         member_id=member["admin"]["id"],
         pending_id=pending["agent"]["id"],
         invitation_id=other_pending["invitation"]["id"],
+        canned=canned,
     )
 
 
@@ -117,6 +130,8 @@ class Row:
     body: Body | None = None
     # Which member an {agent_id} names: a joined one, or one still invited.
     member: str = "joined"
+    # A query string the route needs to do its work (search's `q`).
+    query: str = ""
 
 
 # Served but deliberately not in the OpenAPI document (operations, not the API).
@@ -182,6 +197,20 @@ MATRIX: dict[tuple[str, str], Row] = {
         session_scoped(201), lambda w: {"sessionId": w.session_id, "content": "matrix"}
     ),
     ("patch", "/api/chat/messages/{message_id}/read"): Row(session_scoped(200)),
+    ("post", "/api/sessions/{session_id}/notes"): Row(
+        staff(201), lambda w: {"content": "matrix note"}
+    ),
+    ("get", "/api/sessions/{session_id}/notes"): Row(staff(200)),
+    ("put", "/api/sessions/{session_id}/labels"): Row(staff(200), lambda w: {"labels": ["vip"]}),
+    ("get", "/api/labels"): Row(staff(200)),
+    ("get", "/api/canned-responses"): Row(staff(200), query="?q=m-"),
+    ("post", "/api/canned-responses"): Row(
+        staff(201), lambda w: {"shortCode": f"n-{uuid.uuid4().hex[:8]}", "content": "Hello"}
+    ),
+    ("patch", "/api/canned-responses/{canned_id}"): Row(staff(200), lambda w: {"title": "T"}),
+    ("delete", "/api/canned-responses/{canned_id}"): Row(staff(204)),
+    ("get", "/api/search/messages"): Row(staff(200), query="?q=matrix"),
+    ("get", "/api/search/sessions"): Row(staff(200), query="?q=user"),
 }
 
 
@@ -194,10 +223,12 @@ def concrete(path: str, world: World, row: Row, identity: str) -> str:
         .replace("{message_id}", world.staff_message if customer else world.customer_message)
         .replace("{agent_id}", world.pending_id if row.member == "invited" else world.member_id)
         .replace("{invitation_id}", world.invitation_id)
+        .replace("{canned_id}", world.canned.get(identity, ""))
         .replace(
             "{sign_in_id}",
             sign_in_of(token) if token and not customer else str(uuid.uuid4()),
         )
+        + row.query
     )
 
 

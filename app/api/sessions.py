@@ -45,6 +45,7 @@ async def list_sessions(request: Request) -> HTTPResponse:
         limit=query.limit,
         before=query.before,
         assignee=query.assignee,
+        label=query.label,
     )
     headers = next_link(request, {"before": following}) if following else None
     return json(items, headers=headers)

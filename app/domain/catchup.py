@@ -6,7 +6,7 @@ import uuid
 
 from app.auth import Principal, require_session_access
 from app.context import Services
-from app.domain import messages, presence, routing
+from app.domain import messages, notes, presence, routing
 from app.models import Joined, Message, Typing
 from app.outage import REDIS
 from app.state import StateUnavailable
@@ -15,11 +15,17 @@ CATCHUP_LIMIT = 500
 
 
 async def join(
-    ctx: Services, principal: Principal | None, session_id: uuid.UUID, after: int | None
+    ctx: Services,
+    principal: Principal | None,
+    session_id: uuid.UUID,
+    after: int | None,
+    notes_after: int | None = None,
 ) -> Joined:
     """What a (re)joining client needs: the messages after its cursor (so a reconnect has
     no gap and no repeat), who is typing, whether the customer is online, and while
-    routing is on and the session waits, its place in the queue."""
+    routing is on and the session waits, its place in the queue; for staff who ask
+    (`notesAfter`), the notes after their own cursor too (app/domain/notes.py decides
+    through app/domain/visibility.py: a customer's ack never has them)."""
     if after is None:
         require_session_access(principal, session_id)
         await messages.require_session_exists(session_id)
@@ -34,6 +40,9 @@ async def join(
             after=after,
             max_chars=ctx.settings.join_page_chars,
         )
+    private, more_private = await notes.for_join(
+        require_session_access(principal, session_id), session_id, notes_after, CATCHUP_LIMIT
+    )
     try:
         typing = await presence.typing_now(ctx, session_id)
         online = await presence.is_online(ctx, session_id)
@@ -49,4 +58,6 @@ async def join(
         typing=typing,
         customerOnline=online,
         queuePosition=await routing.queue_position(ctx, session_id),
+        notes=private,
+        notesHasMore=more_private,
     )

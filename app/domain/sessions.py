@@ -15,7 +15,7 @@ from app import db
 from app.auth import Principal, require_admin, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
-from app.domain import assignment, presence, routing
+from app.domain import assignment, presence, routing, visibility
 from app.errors import ApiError, BadRequest, NotFound
 from app.models import AssigneeChange, InboxItem, NewSession, OpenedSession, Session, as_uuid
 from app.outage import REDIS
@@ -82,16 +82,17 @@ async def create(
             raise
         return await _resumed(ctx, row), False
     assert row is not None
-    body = Session.of(row)
+    body = Session.of(row, labels=[])
     await ctx.broadcaster.emit("session_created", body, [ADMINS_ROOM])
     # Routing may give it an owner at once (session_assigned follows session_created).
     await routing.drain(ctx)
-    return _with_token(ctx, row, body), True
+    return _with_token(ctx, row, visibility.customer_session(body)), True
 
 
 async def _resumed(ctx: Services, row: dict[str, Any]) -> OpenedSession:
-    """An existing session as GET shows it, with a fresh token."""
-    return _with_token(ctx, row, (await _with_summaries([row]))[0])
+    """An existing session as GET shows its customer, with a fresh token."""
+    body = visibility.customer_session((await _with_summaries([row]))[0])
+    return _with_token(ctx, row, body)
 
 
 def _key_digest(client_session_id: str) -> str:
@@ -139,7 +140,7 @@ async def load(session_id: uuid.UUID) -> dict[str, Any]:
 async def get(ctx: Services, principal: Principal | None, session_id: uuid.UUID) -> Session:
     require_session_access(principal, session_id)
     row = await load(session_id)
-    return (await _with_summaries([row]))[0]
+    return visibility.session_view(principal, (await _with_summaries([row]))[0])
 
 
 async def list_for_inbox(
@@ -150,6 +151,7 @@ async def list_for_inbox(
     limit: int,
     before: str | None,
     assignee: str | None = None,
+    label: str | None = None,
 ) -> tuple[list[InboxItem], str | None]:
     """Newest activity first; returns the page and the cursor of the next one, if any.
     `assignee`: `me`, `unassigned`, `all` (None) or a member's id."""
@@ -165,6 +167,12 @@ async def list_for_inbox(
     elif owner != "all":
         where.append("assignee_id = {}")
         args.append(principal.subject if owner == "me" else owner)
+    if label is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM session_label l"
+            " WHERE l.session_id = chat_session.id AND l.label = {})"
+        )
+        args.append(label.strip().lower())
     if before is not None:
         at, sid = decode_cursor(before)
         where.append("(last_activity_at < {} OR (last_activity_at = {} AND id < {}))")
@@ -191,6 +199,12 @@ async def list_for_inbox(
     return items, (items[-1].cursor if more and items else None)
 
 
+def assignee_filter(value: str | None) -> str | uuid.UUID:
+    """`me`, `unassigned`, `all` (None) or a member's id (else 400): the inbox's and
+    search's `?assignee=`."""
+    return _assignee_filter(value)
+
+
 def _assignee_filter(value: str | None) -> str | uuid.UUID:
     if value is None or value in ASSIGNEE_FILTERS:
         return value or "all"
@@ -215,8 +229,14 @@ async def _customers_online(ctx: Services, session_ids: list[uuid.UUID]) -> list
         return [False] * len(session_ids)
 
 
+async def with_summaries(rows: list[dict[str, Any]]) -> list[Session]:
+    """Sessions as staff see them (last message, unread count, owner, labels)."""
+    return await _with_summaries(rows)
+
+
 async def _with_summaries(rows: list[dict[str, Any]]) -> list[Session]:
-    """Last message and unread count for a page of sessions: two queries, not 2 per row."""
+    """Last message, unread count and labels for a page of sessions: three queries, not
+    three per row. Labels are private (app/domain/visibility.py): customer paths drop them."""
     if not rows:
         return []
     ids = [as_uuid(r["id"]) for r in rows]
@@ -233,6 +253,13 @@ async def _with_summaries(rows: list[dict[str, Any]]) -> list[Session]:
         " GROUP BY session_id",
         *ids,
     )
+    label_rows = await db.fetch(
+        f"SELECT session_id, label FROM session_label WHERE session_id IN ({marks}) ORDER BY label",
+        *ids,
+    )
+    labels: dict[str, list[str]] = {}
+    for r in label_rows:
+        labels.setdefault(str(r["session_id"]), []).append(r["label"])
     last = {str(r["session_id"]): r for r in last_rows}
     unread = {str(r["session_id"]): int(r["n"]) for r in unread_rows}
     names = await assignment.display_names(
@@ -244,6 +271,7 @@ async def _with_summaries(rows: list[dict[str, Any]]) -> list[Session]:
             last.get(str(r["id"])),
             unread.get(str(r["id"]), 0),
             names.get(str(r["assignee_id"])) if r["assignee_id"] is not None else None,
+            labels=labels.get(str(r["id"]), []),
         )
         for r in rows
     ]
@@ -268,7 +296,7 @@ async def set_status(
     if row is None:
         raise NotFound("Session not found")
     body = (await _with_summaries([row]))[0]
-    await ctx.broadcaster.emit("session_updated", body, [ADMINS_ROOM, session_room(session_id)])
+    await broadcast_updated(ctx, body, to_customer=True)
     # A close frees its owner's capacity; a reopened unassigned session waits again.
     await routing.drain(ctx)
     return body
@@ -291,6 +319,17 @@ async def assign(
     if done is not None and change.assigneeId is None:
         await routing.drain(ctx)
     return (await _with_summaries([await load(session_id)]))[0]
+
+
+async def broadcast_updated(ctx: Services, body: Session, *, to_customer: bool) -> None:
+    """`session_updated`: staff hear the whole session; the session's room (its customer)
+    hears only what a customer may see, and only for changes a customer can notice. A
+    staff socket that joined the room hears both copies: apply them as a merge."""
+    await ctx.broadcaster.emit("session_updated", body, [ADMINS_ROOM])
+    if to_customer:
+        await ctx.broadcaster.emit(
+            "session_updated", visibility.customer_session(body), [session_room(body.id)]
+        )
 
 
 def encode_cursor(row: dict[str, Any]) -> str:

@@ -101,7 +101,9 @@ class Realtime:
                 # Expired, revoked or deactivated since connect: refused, then disconnected.
                 conn.principal = await self.credentials.current(conn)
                 out = await handler(conn, args[0] if args else None)
-                answer = {"ok": True, **msgspec.structs.asdict(out)}
+                # Fields left unset (a customer's ack has no notes) are left out.
+                fields = msgspec.structs.asdict(out)
+                answer = {"ok": True, **{k: v for k, v in fields.items() if v is not msgspec.UNSET}}
                 metrics.EVENTS.labels(event, "ok").inc()
                 return answer
             except Exception as exc:
@@ -196,7 +198,9 @@ class Realtime:
         try:
             if self._join_pause:
                 await asyncio.sleep(self._join_pause)
-            return await catchup.join(self.ctx, conn.principal, session_id, join.after)
+            return await catchup.join(
+                self.ctx, conn.principal, session_id, join.after, join.notesAfter
+            )
         except BaseException:
             await self.sio.leave_room(conn.sid, room)
             raise
