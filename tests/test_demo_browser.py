@@ -129,3 +129,32 @@ def test_two_agents_claim_and_hand_over_in_chromium(tmp_path):
     assert result["oneClaimWon"] and result["handedOver"] and result["statusSwitched"]
     for shot in shots:
         assert (ARTIFACTS / f"demo-{shot}.png").stat().st_size > 0
+
+
+def test_the_agent_workspace_in_chromium(tmp_path):
+    """Notes toggle, labels and the label filter, `/` canned responses filled for the
+    customer, search with marked hits; the customer's page never shows the note."""
+    if not Path(CHROMIUM).exists() or shutil.which("node") is None:
+        pytest.fail(f"needs node and Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    env = {"DATABASE_URL": "", "REDIS_URL": "", "SQLITE_PATH": str(tmp_path / "ws.sqlite3")}
+    live = LiveServer("demo-workspace", env)
+    live.start(timeout=60)
+    shots = ("canned", "search", "agent", "customer")
+    for shot in shots:
+        (ARTIFACTS / f"workspace-{shot}.png").unlink(missing_ok=True)
+    try:
+        scenario: dict[str, object] = {
+            "url": live.url,
+            "artifacts": str(ARTIFACTS),
+            "email": "grace@example.com",
+            "password": PASSWORD,
+            "chromium": CHROMIUM,
+        }
+        result = run_node(ROOT / "tests" / "js" / "workspace.mjs", scenario, timeout=180)
+    finally:
+        live.stop()
+    assert result["customerSawNoNote"] and result["cannedFilled"]
+    assert result["labelFilter"] and result["searchOpened"]
+    assert result["interleaved"] == ["theirs", "note", "mine"]
+    for shot in shots:
+        assert (ARTIFACTS / f"workspace-{shot}.png").stat().st_size > 0

@@ -9,6 +9,7 @@ const thread = new Thread($("#thread"), "admin");
 const sessions = new Map(); // id -> session as the inbox shows it
 let socket = null;
 let current = null; // id of the open conversation
+let labelFilter = null; // the inbox shows only sessions with this label
 
 const nameOf = (s) => s.userName || s.userId;
 let signedIn = null; // this page's {token, admin} (another tab may store another's)
@@ -44,8 +45,25 @@ const owners = ownership({
   note,
 });
 
+const token = () => signedIn?.token;
+
+function labelChip(label, onclick, removable = false) {
+  return h(
+    "span",
+    { class: "chip", role: "button", tabIndex: 0, title: removable ? `Remove ${label}` : `Only ${label}`, dataLabel: label,
+      onclick: (event) => { event.stopPropagation(); onclick(label); } },
+    label,
+    removable ? h("span", { class: "x" }, "×") : null,
+  );
+}
+
 function renderInbox() {
-  const list = [...sessions.values()].filter(owners.shown).sort((a, b) => b.lastActivityAt.localeCompare(a.lastActivityAt));
+  const list = [...sessions.values()]
+    .filter(owners.shown)
+    .filter((s) => !labelFilter || (s.labels ?? []).includes(labelFilter))
+    .sort((a, b) => b.lastActivityAt.localeCompare(a.lastActivityAt));
+  $("#label-filter").hidden = !labelFilter;
+  $("#label-filter-name").textContent = labelFilter ?? "";
   $("#inbox-empty").hidden = list.length > 0;
   $("#sessions").replaceChildren(
     ...list.map((s) =>
@@ -60,14 +78,21 @@ function renderInbox() {
           ),
           h("span", { class: "preview" }, s.typing ? "typing…" : s.lastMessage?.content ?? "No messages yet"),
           h("span", { class: "owner", dataOwner: s.assigneeId ?? "" }, owners.ownerLabel(s)),
+          s.labels?.length ? h("span", { class: "chips" }, s.labels.map((l) => labelChip(l, filterBy))) : null,
         ),
       ),
     ),
   );
 }
 
+function filterBy(label) {
+  labelFilter = label;
+  loadInbox(token()).catch((err) => note(err.message));
+}
+
 async function loadInbox(token) {
-  const list = await api("/api/sessions?limit=50", { token });
+  const query = labelFilter ? `&label=${encodeURIComponent(labelFilter)}` : "";
+  const list = await api(`/api/sessions?limit=50${query}`, { token });
   // Each row's presence comes with the page: after a reload no event would tell it.
   for (const s of list) sessions.set(s.id, { ...sessions.get(s.id), ...s, online: s.customerOnline });
   renderInbox();
@@ -98,12 +123,29 @@ function showConversation(s) {
   $("#composer button").disabled = closed;
   $("#close").hidden = closed;
   owners.showOwner(s);
+  $("#label-chips").replaceChildren(...(s.labels ?? []).map((l) => labelChip(l, removeLabel, true)));
 }
 
+async function setLabels(labels) {
+  if (!current) return;
+  try {
+    const s = await api(`/api/sessions/${current}/labels`, { method: "PUT", body: { labels }, token: token() });
+    sessions.set(s.id, { ...sessions.get(s.id), ...s });
+    showConversation(sessions.get(s.id));
+    renderInbox();
+  } catch (err) {
+    note(err.message);
+  }
+}
+
+const removeLabel = (label) => setLabels((sessions.get(current)?.labels ?? []).filter((l) => l !== label));
+
 async function join(sessionId) {
-  const ack = await call(socket, "join_session", { sessionId, after: thread.lastSeq });
+  const ack = await call(socket, "join_session", { sessionId, after: thread.lastSeq, notesAfter: thread.lastNoteSeq });
   if (!ack.ok) return note(ack.error.message);
   ack.messages.forEach((m) => thread.add(m));
+  // Staff only: the private notes after this console's note cursor, placed by time.
+  (ack.notes ?? []).forEach((n) => thread.addNote(n));
   const s = sessions.get(sessionId);
   if (s) {
     s.online = ack.customerOnline;
@@ -178,6 +220,9 @@ function connect(auth) {
   socket.on("new_message", onMessage);
   socket.on("session_assigned", owners.assigned);
   socket.on("agent_presence", owners.presence);
+  socket.on("new_note", (n) => {
+    if (n.sessionId === current) thread.addNote(n);
+  });
   socket.on("message_read", (message) => {
     if (message.sessionId === current) thread.update(message);
   });
@@ -293,10 +338,28 @@ const typing = typingNotifier((isTyping) => {
 });
 $("#text").addEventListener("input", () => ($("#text").value ? typing.input() : typing.stop()));
 
+$("#note-mode").addEventListener("change", () => {
+  const noting = $("#note-mode").checked;
+  $("#composer").classList.toggle("noting", noting);
+  $("#text").placeholder = noting ? "Private note: only staff see it" : "Reply… (/ for canned responses)";
+  $("#text").focus();
+});
+
 $("#composer").addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (!$("#canned").hidden && pickCanned()) return;
   const content = $("#text").value.trim();
   if (!content || !current) return;
+  if ($("#note-mode").checked) {
+    $("#text").value = "";
+    try {
+      thread.addNote(await api(`/api/sessions/${current}/notes`, { method: "POST", body: { content }, token: token() }));
+    } catch (err) {
+      $("#text").value = content;
+      note(err.message);
+    }
+    return;
+  }
   typing.stop();
   $("#text").value = "";
   const ack = await call(socket, "send_message", { sessionId: current, content, clientMessageId: newId() });
@@ -320,6 +383,108 @@ $("#close").addEventListener("click", async () => {
   }
 });
 document.addEventListener("visibilitychange", markRead);
+
+// Labels: type one and press Enter to add it to the open conversation.
+$("#label-add").addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  const label = $("#label-add").value.trim().toLowerCase();
+  if (!label) return;
+  $("#label-add").value = "";
+  setLabels([...(sessions.get(current)?.labels ?? []), label]);
+});
+$("#label-filter-clear").addEventListener("click", () => filterBy(null));
+
+// Canned responses: "/" at the start of the reply lists them (short code or text),
+// filled in for this conversation; Enter or a click takes the highlighted one.
+let cannedItems = [];
+let cannedActive = 0;
+let cannedAsked = 0;
+function showCanned() {
+  $("#canned").hidden = cannedItems.length === 0;
+  $("#canned").replaceChildren(
+    ...cannedItems.map((c, i) =>
+      h("li", { class: i === cannedActive ? "active" : "", dataCode: c.shortCode },
+        h("button", { type: "button", onclick: () => { cannedActive = i; pickCanned(); } },
+          h("span", { class: "code" }, `/${c.shortCode}`, c.title ? ` · ${c.title}` : ""),
+          h("span", { class: "rendered" }, c.rendered ?? c.content),
+        ),
+      ),
+    ),
+  );
+}
+function pickCanned() {
+  const chosen = cannedItems[cannedActive];
+  if (!chosen) return false;
+  $("#text").value = chosen.rendered ?? chosen.content;
+  cannedItems = [];
+  showCanned();
+  $("#text").focus();
+  return true;
+}
+$("#text").addEventListener("input", async () => {
+  const text = $("#text").value;
+  if (!text.startsWith("/") || !current || $("#note-mode").checked) {
+    cannedItems = [];
+    return showCanned();
+  }
+  const asked = ++cannedAsked;
+  const q = encodeURIComponent(text.slice(1));
+  const items = await api(`/api/canned-responses?q=${q}&sessionId=${current}&limit=8`, { token: token() }).catch(() => []);
+  if (asked !== cannedAsked) return; // a later keystroke's answer wins
+  cannedItems = items;
+  cannedActive = 0;
+  showCanned();
+});
+$("#text").addEventListener("keydown", (event) => {
+  if ($("#canned").hidden) return;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    cannedActive = (cannedActive + step + cannedItems.length) % cannedItems.length;
+    showCanned();
+  } else if (event.key === "Escape") {
+    cannedItems = [];
+    showCanned();
+  }
+});
+
+// Search: every message ever sent, newest first; a hit opens its conversation.
+$("#search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const q = $("#search-q").value.trim();
+  if (!q) return;
+  try {
+    const hits = await api(`/api/search/messages?q=${encodeURIComponent(q)}&limit=20`, { token: token() });
+    $("#search-count").textContent = `${hits.length}${hits.length === 20 ? "+" : ""} found for “${q}”`;
+    $("#search-results").replaceChildren(
+      ...hits.map((hit) => {
+        // The server's snippet is HTML-escaped; its only markup is <mark> around the hits.
+        const snippet = h("span", { class: "snippet" });
+        snippet.innerHTML = hit.highlight;
+        return h("li", { dataSession: hit.session.id },
+          h("button", { type: "button", onclick: () => openHit(hit) },
+            h("strong", {}, hit.session.userName || hit.session.userId),
+            snippet,
+          ),
+        );
+      }),
+    );
+    $("#search-box").hidden = false;
+  } catch (err) {
+    note(err.message);
+  }
+});
+function openHit(hit) {
+  if (!sessions.has(hit.session.id)) {
+    sessions.set(hit.session.id, { ...hit.session, unreadCount: 0, lastMessage: null, labels: [] });
+  }
+  open(hit.session.id);
+}
+$("#search-clear").addEventListener("click", () => {
+  $("#search-box").hidden = true;
+  $("#search-q").value = "";
+});
 
 const auth = saved.get();
 if (link) {

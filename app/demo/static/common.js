@@ -128,12 +128,35 @@ export class Thread {
     this.me = me;
     this.byId = new Map();
     this.lastSeq = 0;
+    this.lastNoteSeq = 0;
   }
 
   clear() {
     this.byId.clear();
     this.lastSeq = 0;
+    this.lastNoteSeq = 0;
     this.root.replaceChildren();
+  }
+
+  /**
+   * A private note (staff only), placed among the messages by time. Notes have their
+   * own cursor (`noteSeq`, `lastNoteSeq` here), never a message seq.
+   */
+  addNote(note) {
+    if (this.byId.has(note.id)) return false;
+    const el = h(
+      "div",
+      { class: "bubble note", dataId: note.id, dataAt: note.createdAt },
+      h("p", { class: "note-label" }, `Private note · ${note.authorName ?? "staff"}`),
+      h("p", { class: "text" }, note.content),
+      h("div", { class: "foot" }, h("span", { class: "meta" }, timeOf(note.createdAt))),
+    );
+    this.byId.set(note.id, { message: note, el, flag: null, note: true });
+    const later = [...this.root.children].find((child) => (child.dataset.at ?? "") > note.createdAt);
+    this.root.insertBefore(el, later ?? null);
+    this.lastNoteSeq = Math.max(this.lastNoteSeq, note.noteSeq);
+    this.root.scrollTop = this.root.scrollHeight;
+    return true;
   }
 
   /** Adds or updates; returns true when the message is new here. */
@@ -148,7 +171,7 @@ export class Thread {
     const flag = mine ? h("span", { class: "flag" }) : null;
     const el = h(
       "div",
-      { class: `bubble ${mine ? "mine" : "theirs"}`, dataSeq: message.seq, dataId: message.id },
+      { class: `bubble ${mine ? "mine" : "theirs"}`, dataSeq: message.seq, dataId: message.id, dataAt: message.createdAt },
       h("p", { class: "text" }, message.content),
       h("div", { class: "foot" }, meta, flag),
     );
@@ -178,6 +201,7 @@ export class Thread {
   /** The other side's messages not yet marked read. */
   unreadFromOthers() {
     return [...this.byId.values()]
+      .filter((entry) => !entry.note)
       .map((entry) => entry.message)
       .filter((m) => m.senderType !== this.me && !m.isRead);
   }
