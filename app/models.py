@@ -220,8 +220,7 @@ class InboxQuery(Shape):
         | None
     ) = None
     label: (
-        Annotated[str, Meta(max_length=50, description="Only sessions carrying this label")]
-        | None
+        Annotated[str, Meta(max_length=50, description="Only sessions carrying this label")] | None
     ) = None
 
 
