@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import shutil
 import subprocess
@@ -262,6 +263,11 @@ def _run(args: argparse.Namespace) -> int:
     # set); one inherited from the environment belongs to another start (a shell or a
     # test process that built settings before). Its workers inherit the one drawn here.
     os.environ.pop(GENERATED_SECRET_VAR, None)
+    if args.command != "serve":
+        # Only a server signs tokens that anyone keeps: the warning about a per-start
+        # secret would be a second line before these commands' one (doctor names a
+        # missing secret as a problem of its own).
+        logging.getLogger("app.config").setLevel(logging.ERROR)
     settings = Settings.from_env()
     if args.command == "serve":
         return serve(settings)

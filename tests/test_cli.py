@@ -297,6 +297,20 @@ def test_redis_url_without_database_url_is_refused(sqlite_path):
     assert "REDIS_URL is set without DATABASE_URL" in one_line_failure(out, code=2)
 
 
+@pytest.mark.parametrize("command", ["migrate", "create-admin"])
+def test_a_failure_without_jwt_secret_is_still_one_line(command):
+    """No JWT_SECRET (a fresh clone before its first serve): the per-start secret's
+    warning is the server's business, not a second line before these commands' one."""
+    args = ["create-admin", "a@example.com", "--password", PASSWORD] if command != "migrate" else []
+    env = {**SERVER_ENV, "DATABASE_URL": unreachable_database_url(), "REDIS_URL": ""}
+    env = {k: v for k, v in {**os.environ, **env}.items() if k != "JWT_SECRET"}
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", *(args or [command])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert one_line_failure(out).startswith("helpline: cannot reach PostgreSQL")
+
+
 def test_create_admin_at_end_of_input_changes_nothing(db, database_url):
     out = helpline("create-admin", "a@example.com", stdin="", DATABASE_URL=database_url)
     assert "no input" in one_line_failure(out)
