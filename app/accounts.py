@@ -22,7 +22,7 @@ from typing import Any
 
 from app import db
 from app.auth import Principal
-from app.errors import Unauthorized
+from app.errors import InvalidToken, TokenRevoked, Unauthorized
 from app.models import StaffRole
 from app.revocation import Revocation
 
@@ -41,15 +41,15 @@ _LOOKUP = (
 class _Entry:
     until: float
     # None when the token is good; otherwise the 401 to answer.
-    problem: tuple[str, str] | None
+    problem: tuple[type[Unauthorized], str] | None
     role: StaffRole | None = None
     name: str | None = None
     subject: uuid.UUID | None = None
 
 
-GONE = ("Invalid token", "invalid_token")
-REVOKED = ("This sign-in has ended: log in again", "token_revoked")
-DEACTIVATED = ("This account is deactivated", "token_revoked")
+GONE: tuple[type[Unauthorized], str] = (InvalidToken, "Invalid token")
+REVOKED: tuple[type[Unauthorized], str] = (TokenRevoked, "This sign-in has ended: log in again")
+DEACTIVATED: tuple[type[Unauthorized], str] = (TokenRevoked, "This account is deactivated")
 
 
 class AccountGuard:
@@ -74,8 +74,8 @@ class AccountGuard:
             # A sign-in names one account; a token pairing it with another is no credential.
             entry = _Entry(entry.until, GONE)
         if entry.problem is not None:
-            message, code = entry.problem
-            raise Unauthorized(message, code=code)
+            error, message = entry.problem
+            raise error(message)
         return dataclasses.replace(principal, staff_role=entry.role, name=entry.name)
 
     async def _load_once(self, principal: Principal) -> _Entry:

@@ -18,7 +18,14 @@ import jwt
 from passlib.context import CryptContext
 
 from app.config import Settings
-from app.errors import Forbidden, NotFound, Unauthorized
+from app.errors import (
+    AdminOnly,
+    AdminRoleRequired,
+    AuthRequired,
+    InvalidToken,
+    NotFound,
+    TokenExpired,
+)
 from app.models import SenderType, StaffRole
 
 ISSUER = "helpline"
@@ -101,18 +108,18 @@ class Tokens:
             sign_in = uuid.UUID(claims["sid"]) if role == "admin" else None
             expires_at = int(claims["exp"])
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("Token has expired", code="token_expired") from None
+            raise TokenExpired() from None
         except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
-            raise Unauthorized("Invalid token", code="invalid_token") from None
+            raise InvalidToken() from None
         return Principal(role=role, subject=subject, sign_in=sign_in, expires_at=expires_at)
 
 
 def require_admin(principal: Principal | None) -> Principal:
     """Staff: an admin or an agent (customers get 403 `admin_only`, the original's rule)."""
     if principal is None:
-        raise Unauthorized("Authentication required", code="auth_required")
+        raise AuthRequired()
     if not principal.is_admin:
-        raise Forbidden("Admin access required", code="admin_only")
+        raise AdminOnly()
     return principal
 
 
@@ -120,13 +127,13 @@ def require_team_admin(principal: Principal | None) -> Principal:
     """An admin by role: agents get 403 `admin_role_required`."""
     principal = require_admin(principal)
     if not principal.is_team_admin:
-        raise Forbidden("Only an admin may do this", code="admin_role_required")
+        raise AdminRoleRequired()
     return principal
 
 
 def require_any(principal: Principal | None) -> Principal:
     if principal is None:
-        raise Unauthorized("Authentication required", code="auth_required")
+        raise AuthRequired()
     return principal
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
-from app.errors import BadRequest
+from app.errors import BadRequest, InvalidBody
 from app.validation import normalise_email, parse_uuid
 
 T = TypeVar("T", bound="Shape")
@@ -257,7 +257,7 @@ def read(model: type[T], data: Any) -> T:
     """A JSON object (REST body or socket payload) as `model`, or 400 with every field's
     problem."""
     if not isinstance(data, Mapping):
-        raise BadRequest("Request body must be a JSON object", code="invalid_body")
+        raise InvalidBody()
     return _read(model, data, from_text=False)
 
 

@@ -1,29 +1,25 @@
-"""The one error type the domain raises, and its JSON shape.
+"""The errors the domain raises, one class per machine code, and their JSON shape.
 
 Every failure a client sees is `{"error": <human message>, "code": <machine code>,
 "details"?: {...}}`: `error` is the original backend's field, kept for existing frontends.
+Each code is defined here once, as a class with its status (and its message where one
+message fits every use); `CODES` collects them by status for the OpenAPI document. This
+module knows nothing of Sanic, Redis or the database: the adapters turn their exceptions
+into these (app/failures.py, `to_api_error`).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sanic.exceptions import SanicException
 
-from app import metrics
-from app.db import UNAVAILABLE
-from app.outage import REDIS
-from app.state import StateUnavailable
-
-log = logging.getLogger(__name__)
+# status -> the codes answered with it, filled as the classes below are defined.
+CODES: dict[int, list[str]] = {}
 
 
 class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Every failure's JSON, REST answer and socket `error` alike."""
+    """Every failure's JSON."""
 
     error: Annotated[str, msgspec.Meta(description="Human-readable message (the original's)")]
     code: Annotated[str, msgspec.Meta(description="Machine-readable code")]
@@ -31,24 +27,28 @@ class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class ApiError(Exception):
-    status = 400
-    code = "bad_request"
+    """A failure a client is told about: status, code and message."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            codes = CODES.setdefault(cls.status, [])
+            assert cls.code not in codes, f"error code {cls.code} is defined twice"
+            codes.append(cls.code)
 
     def __init__(
         self,
-        message: str,
+        message: str | None = None,
         *,
-        code: str | None = None,
-        status: int | None = None,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
+        self.message = message or self.default_message
+        super().__init__(self.message)
         self.details = details
         self.headers = headers or {}
 
@@ -60,81 +60,266 @@ class ApiError(Exception):
         return self.status in (429, 503)
 
 
+CODES[500] = [ApiError.code]
+
+
+# ---- 400 -----------------------------------------------------------------------------
+
+
 class BadRequest(ApiError):
+    """A field's problem: `details.fields` names each."""
+
     status = 400
     code = "validation_error"
+    default_message = "Invalid input"
+
+
+class InvalidBody(BadRequest):
+    code = "invalid_body"
+    default_message = "Request body must be a JSON object"
+
+
+class InvalidJson(BadRequest):
+    code = "invalid_json"
+    default_message = "Request body is not valid JSON"
+
+
+class MalformedRequest(BadRequest):
+    """What Sanic refuses before a route runs (a malformed request line or header)."""
+
+    code = "bad_request"
+    default_message = "Bad request"
+
+
+# ---- 401 -----------------------------------------------------------------------------
 
 
 class Unauthorized(ApiError):
     status = 401
     code = "unauthorized"
+    default_message = "Unauthorized"
+
+
+class AuthRequired(Unauthorized):
+    code = "auth_required"
+    default_message = "Authentication required"
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    default_message = "Invalid token"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"
+    default_message = "Token has expired"
+
+
+class TokenRevoked(Unauthorized):
+    """Signed out, or the account deactivated."""
+
+    code = "token_revoked"
+    default_message = "This sign-in has ended: log in again"
+
+
+class InvalidCredentials(Unauthorized):
+    """One message for an unknown email and a wrong password."""
+
+    code = "invalid_credentials"
+    default_message = "Invalid email or password"
+
+
+class NotConnected(Unauthorized):
+    code = "not_connected"
+    default_message = "Not connected"
+
+
+# ---- 403 -----------------------------------------------------------------------------
 
 
 class Forbidden(ApiError):
     status = 403
     code = "forbidden"
+    default_message = "Forbidden"
+
+
+class AdminOnly(Forbidden):
+    code = "admin_only"
+    default_message = "Admin access required"
+
+
+class AdminRoleRequired(Forbidden):
+    code = "admin_role_required"
+    default_message = "Only an admin may do this"
+
+
+class SenderMismatch(Forbidden):
+    code = "sender_mismatch"
+
+
+class OwnMessage(Forbidden):
+    code = "own_message"
+    default_message = "Only the other side's messages can be marked read"
+
+
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    default_message = "The current password is wrong"
+
+
+class AccountDeactivated(Forbidden):
+    code = "account_deactivated"
+    default_message = "This account is deactivated"
+
+
+class RegistrationClosed(Forbidden):
+    code = "registration_closed"
+    default_message = "Registration is closed: ask an admin to create your account"
+
+
+class ReservedEvent(BadRequest):
+    """A socket event named like one of Socket.IO's own (connect, disconnect…)."""
+
+    code = "reserved_event"
+    default_message = "This event name is reserved"
+
+
+class UnknownEvent(BadRequest):
+    code = "unknown_event"
+    default_message = "Unknown event"
+
+
+class BinaryUnsupported(BadRequest):
+    code = "binary_unsupported"
+    default_message = "Binary packets are not accepted"
+
+
+# ---- 404, 405, 408 -------------------------------------------------------------------
 
 
 class NotFound(ApiError):
+    """Also for a malformed id, or one this token may not see."""
+
     status = 404
     code = "not_found"
+    default_message = "Not found"
+
+
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
+    default_message = "This link is unknown or was revoked"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
+    default_message = "Request timed out"
+
+
+# ---- 409, 410 ------------------------------------------------------------------------
 
 
 class Conflict(ApiError):
     status = 409
     code = "conflict"
+    default_message = "Conflict"
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    default_message = "Email is already registered"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    default_message = "The last active admin cannot be demoted or deactivated"
+
+
+class SessionClosed(Conflict):
+    code = "session_closed"
+    default_message = "Session is closed"
+
+
+class AssignmentConflict(Conflict):
+    """A stale view of a session's owner: details carry the current `assigneeId`."""
+
+    code = "assignment_conflict"
+    default_message = "Someone else changed this session's owner first: reload it and try again"
+
+
+class InvitationUsed(Conflict):
+    code = "invitation_used"
+    default_message = "This link has already been used"
+
+
+class AlreadyJoined(Conflict):
+    code = "already_joined"
+    default_message = "This member has already joined"
+
+
+class NotJoined(Conflict):
+    code = "not_joined"
+    default_message = "This member has not joined yet: re-issue the invitation"
+
+
+class InvitationExpired(ApiError):
+    status = 410
+    code = "invitation_expired"
+    default_message = "This link has expired: ask an admin for a new one"
+
+
+# ---- 413, 416, 429 -------------------------------------------------------------------
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "Request body too large"
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    code = "range_not_satisfiable"
+    default_message = "Range not satisfiable"
 
 
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
+    default_message = "Too many requests, try again later"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(
-            "Too many requests, try again later",
-            details={"retryAfter": retry_after},
-            headers={"Retry-After": str(retry_after)},
+            message, details={"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)}
         )
+
+
+# ---- 5xx -----------------------------------------------------------------------------
 
 
 class ServiceUnavailable(ApiError):
     status = 503
     code = "service_unavailable"
+    default_message = "A backing service is unavailable, retry shortly"
 
 
-SANIC_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "payload_too_large",
-    416: "range_not_satisfiable",
-}
-SANIC_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+class ShuttingDown(ServiceUnavailable):
+    code = "shutting_down"
+    default_message = "This server is shutting down: reconnect and retry"
 
 
-def to_api_error(exc: BaseException) -> ApiError:
-    """The client-facing form of any exception, shared by REST and socket handlers."""
-    if isinstance(exc, ApiError):
-        return exc
-    # The state store's own error, or Redis reached directly (the revocation bus).
-    if isinstance(exc, (StateUnavailable, RedisConnectionError, RedisTimeoutError)):
-        REDIS.failed("request", exc)
-        return ServiceUnavailable(
-            "A backing service is unavailable, retry shortly", code="service_unavailable"
-        )
-    if isinstance(exc, UNAVAILABLE):
-        metrics.BACKEND_ERRORS.labels("database").inc()
-        log.warning("backing service unavailable: %r", exc)
-        return ServiceUnavailable(
-            "A backing service is unavailable, retry shortly", code="service_unavailable"
-        )
-    if isinstance(exc, SanicException):
-        status = exc.status_code
-        return ApiError(
-            SANIC_MESSAGES.get(status) or str(exc) or "Request failed",
-            code=SANIC_CODES.get(status, "http_error"),
-            status=status,
-        )
-    log.exception("unhandled error", exc_info=exc)
-    return ApiError("Internal server error", code="internal_error", status=500)
+class HttpError(ApiError):
+    """Any other status Sanic answers by itself."""
+
+    code = "http_error"
+    default_message = "Request failed"
+
+    def __init__(self, status: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # type: ignore[misc]

@@ -22,6 +22,7 @@ import msgspec
 from msgspec import Meta
 
 from app.contract import Shape
+from app.errors import ApiError
 
 # ---- field limits --------------------------------------------------------------------
 
@@ -526,8 +527,15 @@ class Problem(Out):
 
 
 class Refused(Out):
+    """A socket event's ack when it failed."""
+
     ok: Literal[False]
     error: Problem
+
+    @classmethod
+    def of(cls, error: ApiError) -> Refused:
+        problem = Problem(code=error.code, message=error.message, retryable=error.retryable)
+        return cls(ok=False, error=problem)
 
 
 class Typing(Out):

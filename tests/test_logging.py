@@ -93,7 +93,7 @@ async def test_an_error_line_carries_the_id_of_the_request_that_caused_it(redis_
         live.stop()
     assert r.status_code == 503 and r.headers["x-request-id"] == "login-42"
     mine = [rec for rec in json_lines(live) if rec.get("requestId") == "login-42"]
-    assert [rec["logger"] for rec in mine] == ["app.errors", "app.access"]
+    assert [rec["logger"] for rec in mine] == ["app.client_errors", "app.access"]
     assert mine[0]["level"] == "WARNING" and "unavailable" in str(mine[0]["message"])
 
 

@@ -17,7 +17,7 @@ from app import contract
 from app.auth import Principal
 from app.context import Services
 from app.contract import Shape
-from app.errors import BadRequest, ErrorBody, Unauthorized
+from app.errors import CODES, ErrorBody, InvalidBody, InvalidJson, InvalidToken, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +39,7 @@ async def authenticate(request: Request) -> None:
     scheme, _, token = header.partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
+            raise InvalidToken("Authorization must be 'Bearer <token>'")
         ctx = services(request)
         request.ctx.auth = await ctx.accounts.check(ctx.tokens.check(token.strip()))
     except Unauthorized as exc:
@@ -63,11 +63,11 @@ def presented_credentials(request: Request) -> Principal | Unauthorized | None:
 
 def body_of(request: Request) -> Any:
     if not request.body:
-        raise BadRequest("Request body must be a JSON object", code="invalid_body")
+        raise InvalidBody()
     try:
         return orjson.loads(request.body)
     except orjson.JSONDecodeError:
-        raise BadRequest("Request body is not valid JSON", code="invalid_json") from None
+        raise InvalidJson() from None
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -87,8 +87,8 @@ def next_link(request: Request, params: dict[str, Any]) -> dict[str, str]:
 
 
 ERROR_TEXT = {
-    400: "Invalid input (`validation_error`, `invalid_json`, `invalid_body`)",
-    401: "Missing, invalid, expired or revoked token (`token_revoked`: signed out or deactivated)",
+    400: "Invalid input (`details.fields` names each field's problem)",
+    401: "Missing, invalid, expired or revoked token (signed out or deactivated)",
     403: "Wrong role",
     404: "Unknown id (also for a malformed one, or a session this token may not see)",
     409: "Conflict",
@@ -140,6 +140,13 @@ def _respond(
     return func
 
 
+def error_schema(status: int) -> dict[str, Any]:
+    """The error body, its `code` one of those app/errors.py defines for `status`."""
+    schema = contract.schema(ErrorBody)
+    code = {**schema["properties"]["code"], "enum": CODES[status]}
+    return {**schema, "properties": {**schema["properties"], "code": code}}
+
+
 def _schema_of(shape: Any) -> dict[str, Any]:
     """A declared shape's OpenAPI schema; a dict is taken as a schema already."""
     return shape if isinstance(shape, dict) else contract.schema(shape)
@@ -167,10 +174,10 @@ def documented(
         out: Any = func
         for name, schema, text in contract.query_parameters(query) if query else ():
             out = openapi.parameter(name, Schema(**schema), "query", description=text)(out)
-        errors_content = {"application/json": contract.schema(ErrorBody)}
         for status in errors:
             retry = RETRY_HEADER if status in (429, 503) else {}
-            out = _respond(out, status, errors_content, ERROR_TEXT[status], retry)
+            content = {"application/json": error_schema(status)}
+            out = _respond(out, status, content, ERROR_TEXT[status], retry)
         if ok is not None:
             content = {} if ok[1] is None else {"application/json": _schema_of(ok[1])}
             for status in (ok[0], *also):

@@ -15,7 +15,7 @@ from sanic_ext.extensions.openapi import openapi
 
 from app import db
 from app.api.common import json
-from app.errors import ApiError, NotFound
+from app.errors import NotFound, ServiceUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent / "demo"
 STATIC = ROOT / "static"
@@ -34,8 +34,7 @@ HEADERS = {
 bp = Blueprint("demo", url_prefix="/demo")
 
 
-class AssetsMissing(ApiError):
-    status = 503
+class AssetsMissing(ServiceUnavailable):
     code = "demo_assets_missing"
 
 

@@ -6,7 +6,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
 from app.api.common import json
-from app.errors import to_api_error
+from app.client_errors import to_api_error
 
 
 def install(app: Sanic) -> None:

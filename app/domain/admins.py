@@ -15,7 +15,17 @@ from app.auth import Principal, require_admin
 from app.context import Services
 from app.domain import signins
 from app.domain.signins import ADMIN_COLUMNS
-from app.errors import Conflict, Forbidden, RateLimited, Unauthorized
+from app.errors import (
+    AccountDeactivated,
+    AdminRoleRequired,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidToken,
+    LastAdmin,
+    RateLimited,
+    RegistrationClosed,
+    WrongPassword,
+)
 from app.models import Admin, SignedIn, StaffRole
 from app.validation import normalise_email
 
@@ -46,13 +56,11 @@ async def register(
     async with serialised():
         await _check_may_register(ctx, principal)
         if await db.fetch_one("SELECT id FROM admin WHERE email = {}", email):
-            raise Conflict("Email is already registered", code="email_taken")
+            raise EmailTaken()
         if role != "admin" and not await db.fetch_one(
             "SELECT id FROM admin WHERE role = 'admin' AND deactivated_at IS NULL LIMIT 1"
         ):
-            raise Conflict(
-                "A desk's first account must be an admin: create one first", code="last_admin"
-            )
+            raise LastAdmin("A desk's first account must be an admin: create one first")
         row = await db.fetch_one(
             "INSERT INTO admin (id, email, password, full_name, created_at, updated_at, role)"
             f" VALUES ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) RETURNING {ADMIN_COLUMNS}",
@@ -87,12 +95,9 @@ async def _check_may_register(ctx: Services, principal: Principal | None) -> Non
     if ctx.settings.open_signup or (principal and principal.is_team_admin):
         return
     if principal is not None and principal.is_admin:
-        raise Forbidden("Only an admin may do this", code="admin_role_required")
+        raise AdminRoleRequired()
     if await db.fetch_one("SELECT id FROM admin LIMIT 1"):
-        raise Forbidden(
-            "Registration is closed: ask an admin to create your account",
-            code="registration_closed",
-        )
+        raise RegistrationClosed()
 
 
 async def login(
@@ -124,12 +129,12 @@ async def login(
         f"SELECT {ADMIN_COLUMNS}, password, deactivated_at FROM admin WHERE email = {{}}", email
     )
     if not await ctx.passwords.verify(password, row["password"] if row else None) or row is None:
-        raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
+        raise InvalidCredentials()
     await ctx.limiter.reset("login-pair", pair)
     await ctx.limiter.refund("login-ip", ip)
     await ctx.limiter.refund("login-email", email)
     if row["deactivated_at"] is not None:
-        raise Forbidden("This account is deactivated", code="account_deactivated")
+        raise AccountDeactivated()
     return await signins.issue(ctx, row, device=device, ip=ip)
 
 
@@ -140,7 +145,7 @@ async def me(ctx: Services, principal: Principal | None) -> Admin:
     )
     if row is None:
         # A token for an admin that was since deleted is no longer a credential.
-        raise Unauthorized("Invalid token", code="invalid_token")
+        raise InvalidToken()
     return Admin.of(row)
 
 
@@ -157,12 +162,12 @@ async def change_password(
     principal = require_admin(principal)
     row = await db.fetch_one("SELECT email, password FROM admin WHERE id = {}", principal.subject)
     if row is None:
-        raise Unauthorized("Invalid token", code="invalid_token")
+        raise InvalidToken()
     # Counted first, as logins are: a stolen token cannot try passwords without limit.
     account = str(principal.subject)
     await ctx.limiter.hit("password", account, ctx.settings.rate_login_failures)
     if not await ctx.passwords.verify(current, row["password"]):
-        raise Forbidden("The current password is wrong", code="wrong_password")
+        raise WrongPassword()
     await ctx.limiter.refund("password", account)
     await set_password(ctx, principal.subject, new)
     await signins.end(

@@ -21,7 +21,7 @@ from app import db
 from app.auth import Principal, require_admin
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
-from app.errors import BadRequest, Conflict, NotFound
+from app.errors import AssignmentConflict, BadRequest, NotFound
 from app.models import (
     ASSIGNMENT_REASONS,
     Assignment,
@@ -126,10 +126,8 @@ async def _locked_owner(session_id: uuid.UUID) -> uuid.UUID | None:
     return _uuid_or_none(row["assignee_id"])
 
 
-def _conflict(current: uuid.UUID | None) -> Conflict:
-    return Conflict(
-        "Someone else changed this session's owner first: reload it and try again",
-        code="assignment_conflict",
+def _conflict(current: uuid.UUID | None) -> AssignmentConflict:
+    return AssignmentConflict(
         details={"assigneeId": None if current is None else str(current)},
     )
 

@@ -14,7 +14,7 @@ from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
 from app.domain.sessions import MESSAGE_COLUMNS
-from app.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
+from app.errors import ApiError, BadRequest, NotFound, OwnMessage, SenderMismatch, SessionClosed
 from app.models import Message, NewMessage, as_uuid
 
 
@@ -50,9 +50,8 @@ async def _post(
 ) -> tuple[Message, bool]:
     principal = require_session_access(principal, session_id)
     if claimed_sender is not None and claimed_sender != principal.sender_type:
-        raise Forbidden(
-            f"This token sends as '{principal.sender_type}', not '{claimed_sender}'",
-            code="sender_mismatch",
+        raise SenderMismatch(
+            f"This token sends as '{principal.sender_type}', not '{claimed_sender}'"
         )
     await ctx.limiter.hit("messages", principal.rate_key, ctx.settings.rate_messages)
     duplicate: Exception | None = None
@@ -73,7 +72,7 @@ async def _post(
         status = await db.fetch_one("SELECT status FROM chat_session WHERE id = {}", session_id)
         if status is None:
             raise NotFound("Session not found")
-        raise Conflict("Session is closed", code="session_closed")
+        raise SessionClosed()
     committed = time.perf_counter()
     body = Message.of(row)
     await ctx.broadcaster.emit("new_message", body, [session_room(session_id), ADMINS_ROOM])
@@ -186,7 +185,7 @@ async def history(
     at once are refused.
     """
     if before is not None and after is not None:
-        raise BadRequest("Use either before or after, not both", code="validation_error")
+        raise BadRequest("Use either before or after, not both")
     require_session_access(principal, session_id)
     await require_session_exists(session_id)
     if after is not None and max_chars is not None:
@@ -259,7 +258,7 @@ async def mark_read(ctx: Services, principal: Principal | None, message_id: uuid
     except NotFound:
         raise NotFound("Message not found") from None
     if row["sender_type"] == principal.sender_type:
-        raise Forbidden("Only the other side's messages can be marked read", code="own_message")
+        raise OwnMessage()
     updated = await db.fetch_one(
         "UPDATE message SET is_read = true WHERE id = {} AND NOT is_read"
         f" RETURNING {MESSAGE_COLUMNS}",

@@ -17,7 +17,7 @@ from typing import cast
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
-from app.errors import Forbidden
+from app.errors import SenderMismatch
 from app.models import SIDES, Presence, SenderType, Typing, TypingEvent, as_uuid
 
 TYPING_DEADLINES = "typing:deadlines"
@@ -53,9 +53,7 @@ async def set_typing(
     principal = require_session_access(principal, session_id)
     side = principal.sender_type
     if claimed_side is not None and claimed_side != side:
-        raise Forbidden(
-            f"This token types as '{side}', not '{claimed_side}'", code="sender_mismatch"
-        )
+        raise SenderMismatch(f"This token types as '{side}', not '{claimed_side}'")
     key = _typing_key(str(session_id), side)
     ttl = ctx.settings.typing_ttl
     # Told to the room on a change only: a connection repeating `typing` refreshes the

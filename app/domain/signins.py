@@ -15,7 +15,7 @@ from typing import Any
 from app import db
 from app.auth import Principal, require_admin
 from app.context import Services
-from app.errors import NotFound, Unauthorized
+from app.errors import InvalidToken, NotFound
 from app.models import Admin, SignedIn, SignIn, as_uuid
 from app.revocation import Revocation
 
@@ -80,7 +80,7 @@ async def logout_everywhere(ctx: Services, principal: Principal | None) -> None:
 def _signed_in(principal: Principal | None) -> Principal:
     principal = require_admin(principal)
     if principal.sign_in is None:
-        raise Unauthorized("This credential has no sign-in session", code="invalid_token")
+        raise InvalidToken("This credential has no sign-in session")
     return principal
 
 

@@ -20,7 +20,17 @@ from app.context import Services
 from app.domain import availability, routing, signins
 from app.domain.admins import serialised
 from app.domain.signins import ADMIN_COLUMNS
-from app.errors import ApiError, BadRequest, Conflict, NotFound
+from app.errors import (
+    AlreadyJoined,
+    BadRequest,
+    EmailTaken,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationUsed,
+    LastAdmin,
+    NotFound,
+    NotJoined,
+)
 from app.models import STAFF_ROLES, Invitation, Invited, Member, SignedIn, as_uuid, iso
 from app.revocation import Revocation
 
@@ -30,11 +40,6 @@ RESET = "reset"
 # The demo console's page that takes each kind of link (the token rides in the fragment,
 # which browsers never send to a server, so it stays out of access logs).
 LINK_PAGES = {INVITE: "/demo/agent#invite=", RESET: "/demo/agent#reset="}
-
-
-class Gone(ApiError):
-    status = 410
-    code = "invitation_expired"
 
 
 def _hash(token: str) -> str:
@@ -112,7 +117,7 @@ async def invite(
     now = dt.datetime.now(dt.UTC)
     async with serialised():
         if await db.fetch_one("SELECT id FROM admin WHERE email = {}", email):
-            raise Conflict("Email is already registered", code="email_taken")
+            raise EmailTaken()
         admin_id = uuid.uuid4()
         await db.fetch(
             "INSERT INTO admin (id, email, password, full_name, created_at, updated_at, role)"
@@ -137,7 +142,7 @@ async def reissue(
     if row is None:
         raise NotFound("Team member not found")
     if row["password"]:
-        raise Conflict("This member has already joined", code="already_joined")
+        raise AlreadyJoined()
     return await _new_link(ctx, principal, admin_id, INVITE, base_url)
 
 
@@ -151,7 +156,7 @@ async def reset_link(
     if row is None:
         raise NotFound("Team member not found")
     if not row["password"]:
-        raise Conflict("This member has not joined yet: re-issue the invitation", code="not_joined")
+        raise NotJoined()
     return await _new_link(ctx, principal, admin_id, RESET, base_url)
 
 
@@ -238,7 +243,7 @@ async def redeem(
             now,
         )
         if claimed is None:
-            raise Conflict("This link has already been used", code="invitation_used")
+            raise InvitationUsed()
         admin_id = as_uuid(claimed["admin_id"])
         await db.fetch(
             "UPDATE admin SET password = {}, updated_at = {},"
@@ -257,18 +262,18 @@ async def redeem(
 
 def _check_redeemable(found: dict[str, Any] | None) -> None:
     if found is None or found["revoked_at"] is not None:
-        raise NotFound("This link is unknown or was revoked", code="invitation_not_found")
+        raise InvitationNotFound()
     if found["used_at"] is not None:
-        raise Conflict("This link has already been used", code="invitation_used")
+        raise InvitationUsed()
     if found["deactivated_at"] is not None:
-        raise NotFound("This link is unknown or was revoked", code="invitation_not_found")
+        raise InvitationNotFound()
     expires = found["expires_at"]
     if isinstance(expires, str):
         expires = dt.datetime.fromisoformat(expires)
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=dt.UTC)
     if expires <= dt.datetime.now(dt.UTC):
-        raise Gone("This link has expired: ask an admin for a new one")
+        raise InvitationExpired()
 
 
 async def update(
@@ -312,7 +317,7 @@ async def _keep_an_admin(leaving: uuid.UUID) -> None:
         leaving,
     )
     if row is None or int(row["n"]) == 0:
-        raise Conflict("The last active admin cannot be demoted or deactivated", code="last_admin")
+        raise LastAdmin()
 
 
 async def deactivate(ctx: Services, principal: Principal | None, admin_id: uuid.UUID) -> Member:

@@ -28,13 +28,13 @@ import socketio
 
 from app.auth import Principal
 from app.context import Services
-from app.errors import Unauthorized
+from app.errors import TokenExpired, TokenRevoked, Unauthorized
 from app.revocation import Revocation
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-EXPIRED = Unauthorized("Token has expired", code="token_expired")
+EXPIRED = TokenExpired()
 
 
 class Connected(Protocol):
@@ -71,7 +71,7 @@ class Credentials:
         is being disconnected)."""
         principal = conn.principal
         if principal.expires_at and time.time() >= principal.expires_at:
-            self.drop_soon(conn.sid, "token_expired", EXPIRED.code)
+            self.drop_soon(conn.sid, EXPIRED.code, EXPIRED.code)
             raise EXPIRED
         try:
             return await self.ctx.accounts.check(principal)
@@ -85,7 +85,7 @@ class Credentials:
         for conn in list(connections):
             p = conn.principal
             if p.is_admin and revocation.covers(p.subject, p.sign_in):
-                await self.drop(conn.sid, revocation.reason, "token_revoked")
+                await self.drop(conn.sid, revocation.reason, TokenRevoked.code)
 
     async def sweep(self, connections: Mapping[str, Connected]) -> None:
         """Drop the sockets (of `connections`, this worker's by sid) whose token expired
@@ -98,7 +98,7 @@ class Credentials:
                 if not expires_at:
                     continue
                 if now >= expires_at:
-                    await self.drop(conn.sid, "token_expired", EXPIRED.code)
+                    await self.drop(conn.sid, EXPIRED.code, EXPIRED.code)
                 else:
                     self._next_expiry = min(self._next_expiry, expires_at)
         for sid in list(self.staff):

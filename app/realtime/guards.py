@@ -33,11 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import engineio
+import msgspec
 import socketio
 from socketio import packet as sio_packet
 
 from app.client_ip import environ_client_ip
 from app.config import Settings
+from app.errors import ApiError, BinaryUnsupported, RateLimited, ReservedEvent, UnknownEvent
+from app.models import Refused
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +105,8 @@ class Peer:
     strikes: int = 0
 
 
-def error_ack(code: str, message: str, retryable: bool = False) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message, "retryable": retryable}}
+def error_ack(error: ApiError) -> dict[str, Any]:
+    return msgspec.structs.asdict(Refused.of(error))
 
 
 class Guards:
@@ -177,17 +180,15 @@ class Guards:
     def _refusal(self, eio_sid: str, event: Any, known: bool) -> dict[str, Any] | None:
         if not isinstance(event, str) or event in RESERVED_EVENTS:
             self.noisy.warning("reserved", "socket event refused: reserved name %r", event)
-            return error_ack("reserved_event", "This event name is reserved")
+            return error_ack(ReservedEvent())
         if not self.spend(eio_sid):
-            return error_ack("rate_limited", "Too many events, slow down", retryable=True)
+            return error_ack(RateLimited(1, "Too many events, slow down"))
         if not known:
-            return error_ack("unknown_event", f"Unknown event '{event[:64]}'")
+            return error_ack(UnknownEvent(f"Unknown event '{event[:64]}'"))
         peer = self.peers.get(eio_sid)
         if peer is not None:
             if peer.in_flight >= self.settings.socket_events_in_flight:
-                return error_ack(
-                    "rate_limited", "Too many events under way, wait for their acks", True
-                )
+                return error_ack(RateLimited(1, "Too many events under way, wait for their acks"))
             peer.in_flight += 1
         return None
 
@@ -389,7 +390,7 @@ class GuardedServer(socketio.AsyncServer):
         with contextlib.suppress(Exception):
             pkt = self.packet_class(encoded_packet=data)
             if pkt.id is not None and pkt.packet_type == sio_packet.BINARY_EVENT:
-                ack = error_ack("binary_unsupported", "Binary packets are not accepted")
+                ack = error_ack(BinaryUnsupported())
                 await self._send_packet(
                     eio_sid,
                     self.packet_class(
@@ -405,7 +406,7 @@ class GuardedServer(socketio.AsyncServer):
                     sio_packet.CONNECT_ERROR,
                     data={
                         "message": "Too many events, slow down",
-                        "data": {"code": "rate_limited"},
+                        "data": {"code": RateLimited.code},
                     },
                     namespace=namespace or "/",
                 ),

@@ -21,9 +21,10 @@ import socketio
 from app import contract, metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_of_room, session_room
+from app.client_errors import to_api_error
 from app.context import Services
 from app.domain import availability, catchup, messages, presence, routing, team
-from app.errors import ServiceUnavailable, Unauthorized, to_api_error
+from app.errors import AuthRequired, NotConnected, ShuttingDown, Unauthorized
 from app.models import (
     Join,
     Joined,
@@ -31,10 +32,8 @@ from app.models import (
     Left,
     NewMessage,
     Out,
-    Problem,
     Read,
     ReadMark,
-    Refused,
     Sent,
     TypingChange,
     TypingEvent,
@@ -42,6 +41,7 @@ from app.models import (
 from app.outage import REDIS
 from app.realtime import testpoints
 from app.realtime.credentials import SWEEP_SECONDS, Credentials
+from app.realtime.guards import error_ack
 from app.realtime.manager import RoomChannelManager
 from app.revocation import Revocation
 
@@ -93,11 +93,9 @@ class Realtime:
             self._idle.clear()
             try:
                 if conn is None:
-                    raise Unauthorized("Not connected", code="not_connected")
+                    raise NotConnected()
                 if self.closing:
-                    raise ServiceUnavailable(
-                        "This server is shutting down: reconnect and retry", code="shutting_down"
-                    )
+                    raise ShuttingDown()
                 # Expired, revoked or deactivated since connect: refused, then disconnected.
                 conn.principal = await self.credentials.current(conn)
                 out = await handler(conn, args[0] if args else None)
@@ -112,8 +110,7 @@ class Realtime:
                 if legacy_error:
                     # Clients written for the original listen for 'error', not acks.
                     await self.sio.emit("error", {"message": error.message}, to=sid)
-                problem = Problem(code=error.code, message=error.message, retryable=error.retryable)
-                return msgspec.structs.asdict(Refused(ok=False, error=problem))
+                return error_ack(error)
             finally:
                 self._busy -= 1
                 if self._busy == 0:
@@ -138,7 +135,7 @@ class Realtime:
             token = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
         if not token or not isinstance(token, str):
             raise socketio.exceptions.ConnectionRefusedError(
-                "Authentication required: connect with auth: {token}", {"code": "auth_required"}
+                "Authentication required: connect with auth: {token}", {"code": AuthRequired.code}
             )
         try:
             principal = await self.ctx.accounts.check(self.ctx.tokens.check(token))
