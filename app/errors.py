@@ -253,6 +253,11 @@ class AssignmentConflict(Conflict):
     default_message = "Someone else changed this session's owner first: reload it and try again"
 
 
+class ShortCodeTaken(Conflict):
+    code = "short_code_taken"
+    default_message = "That short code is taken"
+
+
 class InvitationUsed(Conflict):
     code = "invitation_used"
     default_message = "This link has already been used"

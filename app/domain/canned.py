@@ -15,7 +15,7 @@ from app import db
 from app.auth import Principal, require_admin
 from app.context import Services
 from app.domain import sessions
-from app.errors import BadRequest, Conflict, NotFound
+from app.errors import BadRequest, NotFound, ShortCodeTaken
 from app.models import Canned
 
 COLUMNS = "id, short_code, title, content, created_by, created_at, updated_at"
@@ -90,7 +90,7 @@ async def create(
         )
     except Exception as exc:
         if db.is_unique_violation(exc):
-            raise Conflict(f"/{code} is taken", code="short_code_taken") from None
+            raise ShortCodeTaken(f"/{code} is taken") from None
         raise
     assert row is not None
     return Canned.of(row)
@@ -128,7 +128,7 @@ async def update(
         )
     except Exception as exc:
         if db.is_unique_violation(exc):
-            raise Conflict("That short code is taken", code="short_code_taken") from None
+            raise ShortCodeTaken() from None
         raise
     if row is None:
         raise NotFound("Canned response not found")
