@@ -48,7 +48,8 @@ class Watcher:
         self.heard.append((time.monotonic(), data))
 
     async def when(self, sessions: set[str], owner: str, within: float) -> float:
-        """When the last of `sessions` was routed to `owner`."""
+        """When the last of `sessions` was routed to `owner` (a TimeoutError names what
+        was heard of them, and whether the watcher is still connected)."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             done = {
@@ -59,7 +60,11 @@ class Watcher:
             if sessions <= set(done):
                 return max(done[s] for s in sessions)
             await asyncio.sleep(0.005)
-        raise TimeoutError(f"sessions not rerouted within {within}s")
+        heard = [e for _, e in self.heard if e["sessionId"] in sessions]
+        raise TimeoutError(
+            f"sessions not routed to {owner} within {within}s; heard {heard};"
+            f" watcher connected: {self.client.connected}"
+        )
 
 
 async def _socket(url: str, token: str) -> socketio.AsyncClient:
@@ -114,7 +119,7 @@ async def _round(
     if doomed is not None:
         assert doomed.process is not None
         os.killpg(doomed.process.pid, signal.SIGKILL)
-        doomed.process.wait(timeout=10)
+        await asyncio.to_thread(doomed.process.wait, 10)
     else:
         await sock.disconnect()
     last = await watcher.when(opened, standby["admin"]["id"], within=60)
@@ -158,7 +163,10 @@ async def measure(
         out = []
         try:
             for i in range(rounds):
-                doomed = make_doomed(i) if i % 2 == 0 else None
+                # Started in a thread: a start blocks for seconds, and a loop blocked past
+                # Engine.IO's ping timeout would lose the watcher's socket (it did, once,
+                # at load 12: the round waited 20 s for events the watcher never got).
+                doomed = await asyncio.to_thread(make_doomed, i) if i % 2 == 0 else None
                 out.append(await _round(api, stable, doomed, boss, standby, watcher, sessions))
                 print(out[-1], flush=True)
         finally:
@@ -185,10 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     with stack.private_redis(), stack.database(stack.ROOT) as url:
         stable = stack.Server(stack.ROOT, url, workers=1, extra_env=env)
 
+        started_doomed: list[stack.Server] = []
+
         def make_doomed(n: int) -> stack.Server:
             server = stack.Server(stack.ROOT, url, workers=1, extra_env=env)
             # One deployment: the doomed process is another worker of it.
             server.namespace = stable.namespace
+            started_doomed.append(server)
             server.start(LOGS / "unavailability-doomed.log")
             return server
 
@@ -196,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             stable.start(LOGS / "unavailability-stable.log")
             rounds = asyncio.run(measure(stable, make_doomed, args.rounds, args.sessions))
         finally:
+            # A round that failed before its SIGKILL leaves its process running.
+            for server in started_doomed:
+                if server.process is not None and server.process.poll() is None:
+                    os.killpg(server.process.pid, signal.SIGKILL)
+                    server.process.wait(timeout=10)
             stable.stop()
     figures = {
         kind: _summary([r["ms"] for r in rounds if r["kind"] == kind])
