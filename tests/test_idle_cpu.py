@@ -32,16 +32,26 @@ from app.realtime.websocket import LeanSocket, WebSocketConnection
 
 
 class Peer:
-    """The far end of a loopback TCP connection: reads everything, or nothing."""
+    """The far end of a loopback TCP connection: reads everything, or nothing; with
+    `pongs`, answers every Engine.IO PING with a PONG as a browser would (masked)."""
 
-    def __init__(self, reads: bool) -> None:
+    def __init__(self, reads: bool, pongs: bool = False) -> None:
         self.reads = reads
+        self.pongs = pongs
+        self.pinged = 0
         self.writers: list[asyncio.StreamWriter] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
         raw = writer.get_extra_info("socket")
         raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)
+        if self.pongs:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while True:
+                    head = await reader.readexactly(2)  # small unmasked server frames
+                    if await reader.readexactly(head[1] & 0x7F) == b"2":
+                        self.pinged += 1
+                        writer.write(bytes((0x81, 0x80 | 1)) + b"\0\0\0\0" + b"3")
         while self.reads and await reader.read(65536):
             pass
 
@@ -49,8 +59,8 @@ class Peer:
 class Rig:
     """An Engine.IO server of ours (no HTTP side) and the loopback peers of its sessions."""
 
-    def __init__(self) -> None:
-        self.sio = SocketIO(async_mode="sanic")
+    def __init__(self, **engineio: Any) -> None:
+        self.sio = SocketIO(async_mode="sanic", **engineio)
         self.eio = cast(EngineIO, self.sio.eio)
         self.eio.queue_limit = 1 << 24  # far above what the kernel buffers hold
         self.peers: list[Peer] = []
@@ -124,6 +134,27 @@ async def test_only_a_websocket_whose_client_stopped_reading_is_watched_and_clos
     assert stopped.socket.closed and stopped.transport is None
     assert not listening.socket.closed
     assert engine.backlogged == set()
+
+
+async def test_a_websocket_that_answers_is_pinged_again_and_a_silent_one_is_closed():
+    rig = Rig(ping_interval=0.2, ping_timeout=0.4)
+    try:
+        answering = Peer(reads=True, pongs=True)
+        alive = await rig.websocket(answering, "alive")
+        silent = await rig.websocket(Peer(reads=True), "silent")
+        # The first PING of each goes out a ping interval after this, as at a handshake.
+        for session in (alive.socket, silent.socket):
+            session.last_ping = 1.0
+            session.schedule_ping()
+        for _ in range(300):
+            if answering.pinged >= 3 and silent.socket.closed:
+                break
+            await asyncio.sleep(0.02)
+        assert answering.pinged >= 3 and not alive.socket.closed
+        assert silent.socket.closed
+        assert len(rig.eio.pings.pings) == 1  # the answering one's next PING
+    finally:
+        await rig.close()
 
 
 def test_the_authentication_timeout_returns_each_session_once_and_only_open_ones():

@@ -50,8 +50,11 @@ class PingWheel:
         while self.pings or self.deadlines:
             now = loop.time()
             pings, deadlines = self.pings, self.deadlines
-            while pings and pings[0][0] <= now:
-                self._ping(pings.popleft()[1], now)
+            if pings and pings[0][0] <= now:
+                # One clock reading and one deadline for the whole batch.
+                sent, due = time.time(), now + self.server.ping_timeout + TICK
+                while pings and pings[0][0] <= now:
+                    self._ping(pings.popleft()[1], sent, due)
             while deadlines and deadlines[0][0] <= now:
                 _, socket, sent = deadlines.popleft()
                 self._check(socket, sent)
@@ -59,11 +62,13 @@ class PingWheel:
             if heads:
                 await asyncio.sleep(max(min(heads) - now, TICK))
 
-    def _ping(self, socket: Any, now: float) -> None:
+    def _ping(self, socket: Any, sent: float, due: float) -> None:
+        """PING `socket` (sent: the wall time of this batch), and expect its PONG by `due`
+        (the ping timeout, plus a grace for the batching)."""
         if socket.closing or socket.closed:
             self._forget(socket)
             return
-        socket.last_ping = sent = time.time()
+        socket.last_ping = sent
         write = getattr(socket, "write", None)
         try:
             if write is not None:
@@ -72,8 +77,7 @@ class PingWheel:
                 socket.queue.put_nowait(PING)
         except Exception as exc:  # a transport gone under us: its close follows
             log.debug("ping to %s failed: %r", socket.sid, exc)
-        # A pong must come within the ping timeout (the grace covers the batching).
-        self.deadlines.append((now + self.server.ping_timeout + TICK, socket, sent))
+        self.deadlines.append((due, socket, sent))
 
     def _check(self, socket: Any, sent: float) -> None:
         if socket.closing or socket.closed:

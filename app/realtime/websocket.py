@@ -300,8 +300,17 @@ class LeanSocket(async_socket.AsyncSocket):
 
     queue: asyncio.Queue[Any] | None
     ws: WebSocketConnection | None = None
+    # Wall time of the PING not yet answered (python-engineio's), None once it was.
+    last_ping: float | None
     # Packets received and not yet handled; a list only while a task handles them.
     inbox: list[packet.Packet] | None = None
+
+    def schedule_ping(self) -> None:
+        """A PONG came: the next PING goes on the worker's shared timer (pings.py)
+        directly, not through `start_background_task` (a bound method per pong)."""
+        if self.last_ping:
+            self.last_ping = None
+            self.server.pings.schedule(self)
 
     def take_over(self, ws: WebSocketConnection) -> None:
         """From now on packets go out on `ws`; what was queued goes first."""
