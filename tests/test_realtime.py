@@ -457,8 +457,12 @@ async def test_status_change_arrives_as_session_updated(chat, api):
         f"/api/sessions/{session['id']}/status", json={"status": "closed"}, headers=bearer(token)
     )
     assert r.status_code == 200 and r.json()["status"] == "closed"
-    for client in (customer, admin):
-        assert await client.wait_for("session_updated") == r.json()
+    # Staff hear the session as REST answered it; the room hears the customer's view of
+    # it, without the private labels (an admin in the room hears both copies).
+    assert await admin.wait_for("session_updated", lambda e: "labels" in e) == r.json()
+    as_customer = {k: v for k, v in r.json().items() if k != "labels"}
+    assert await customer.wait_for("session_updated") == as_customer
+    assert all("labels" not in e for e in customer.of("session_updated"))
 
 
 async def test_admins_get_session_created_as_rest_answered_it_without_the_token(
@@ -468,7 +472,8 @@ async def test_admins_get_session_created_as_rest_answered_it_without_the_token(
     admin = await connect(server_b.url, token)
     session = await make.session(userName="Grace", userEmail="grace@example.com")
     event = await admin.wait_for("session_created")
-    assert event == {k: v for k, v in session.items() if k != "customerToken"}
+    # Staff see its (empty) labels; the widget's answer, a customer's view, has none.
+    assert event == {**{k: v for k, v in session.items() if k != "customerToken"}, "labels": []}
 
 
 async def test_mark_read_over_socket_broadcasts_message_read(chat):
