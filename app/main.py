@@ -29,6 +29,7 @@ from app.api import metrics as metrics_api
 from app.api.common import authenticate
 from app.config import ConfigError, Settings
 from app.context import Services
+from app.realtime import testpoints
 from app.realtime.handlers import Realtime
 from app.realtime.server import SocketBroadcaster, create_server, mount, relay_for
 
@@ -130,6 +131,13 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
         except db.UNAVAILABLE as exc:
             # Serve anyway: requests answer 503 until the database is back.
             log.error("database unavailable at start: %r", exc)
+        if relay is not None:
+            # Before the worker serves: a polling request for another worker's session
+            # that arrived first would meet the local Engine.IO, which answers 400
+            # "Invalid session" and makes the client start over.
+            await relay.start()
+
+    start_pause = testpoints.start_pause(settings)
 
     @app.after_server_start
     async def start_background(app: Sanic) -> None:
@@ -147,8 +155,8 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
             asyncio.create_task(services.revocations.run(), name="revocation-listener"),
             asyncio.create_task(sio.sweep_unauthenticated(), name="socket-guard-sweep"),
         ]
-        if relay is not None:
-            await relay.start()
+        if start_pause:
+            await asyncio.sleep(start_pause)
 
 
 def _stop_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:

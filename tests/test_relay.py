@@ -169,3 +169,23 @@ async def test_relay_counts_of_health_and_metrics_are_one_record(two_workers):
             for d, o in outcomes
         )
         assert summed == sum(relay[name] for relay in stats.values()), (name, stats)
+
+
+async def test_a_starting_worker_relays_from_its_first_request(database_url, redis_url):
+    """A worker serves as soon as its server is up, while its after-start work still runs
+    (held open here by a test pause): a polling request for the other worker's session
+    that reached it then was answered 400 "Invalid session" by the local Engine.IO, and
+    the client had to start over (seen as a browser's "xhr poll error" on a loaded CI)."""
+    env = {"WEB_CONCURRENCY": "2", "HELPLINE_TEST_START_PAUSE": "6"}
+    with LiveServer.running("relay-start", database_url, redis_url, **env) as live:
+        async with httpx.AsyncClient(base_url=live.url, timeout=10) as api:
+            session = await Factory(api).session()
+        async with httpx.AsyncClient(
+            base_url=live.url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
+        ) as http:
+            client = PollingClient(http)
+            await client.open(session["customerToken"])
+            for n in range(6):
+                ack = await client.call(n, "leave_session", session["id"])
+                assert ack == {"ok": True, "sessionId": session["id"]}, ack
+    assert all(status == 200 for status in client.statuses), client.statuses

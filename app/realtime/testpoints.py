@@ -15,6 +15,9 @@ JOIN_PAUSE = "HELPLINE_TEST_JOIN_PAUSE"
 # Seconds a staff socket's connect handler waits before it returns (before the CONNECT
 # answer goes out): events for `admins` meanwhile must not reach it ahead of that answer.
 CONNECT_PAUSE = "HELPLINE_TEST_CONNECT_PAUSE"
+# Seconds a worker's after-start work waits once it serves: what a worker needs before it
+# takes requests must not be started there.
+START_PAUSE = "HELPLINE_TEST_START_PAUSE"
 
 
 def join_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
@@ -23,6 +26,10 @@ def join_pause(settings: Settings, environ: dict[str, str] | None = None) -> flo
 
 def connect_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
     return _seconds(settings, CONNECT_PAUSE, environ)
+
+
+def start_pause(settings: Settings, environ: dict[str, str] | None = None) -> float:
+    return _seconds(settings, START_PAUSE, environ)
 
 
 def _seconds(settings: Settings, variable: str, environ: dict[str, str] | None) -> float:
