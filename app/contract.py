@@ -26,7 +26,7 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -38,6 +38,9 @@ T = TypeVar("T", bound="Shape")
 
 class Shape(msgspec.Struct, kw_only=True):
     """An input shape: a request body, query or socket payload."""
+
+    # The field a socket payload may also be sent as on its own (a bare session id).
+    bare: ClassVar[str | None] = None
 
     def problems(self) -> dict[str, str]:
         """Rules between fields of one shape (none by default): field → problem."""
@@ -256,6 +259,8 @@ def _read(model: type[T], data: Mapping[str, Any], from_text: bool) -> T:
 def read(model: type[T], data: Any) -> T:
     """A JSON object (REST body or socket payload) as `model`, or 400 with every field's
     problem."""
+    if isinstance(data, str) and model.bare is not None:
+        data = {model.bare: data}
     if not isinstance(data, Mapping):
         raise InvalidBody()
     return _read(model, data, from_text=False)

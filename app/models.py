@@ -39,6 +39,8 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 MAX_LINK_TOKEN = 200
 MAX_CURSOR = 100
+# A sign-in's device (its User-Agent), cut to this many characters.
+MAX_DEVICE = 200
 # Message positions are PostgreSQL integers.
 SEQ_MAX = 2**31 - 1
 HISTORY_PAGE = 100
@@ -260,6 +262,8 @@ class HistoryQuery(Shape):
 class Join(Shape):
     """`join_session`: also sent as the bare session id."""
 
+    bare = "sessionId"
+
     sessionId: uuid.UUID
     after: Seq | None = None
     # Staff: the notes after this note position come in the ack too.
@@ -267,6 +271,7 @@ class Join(Shape):
 
 
 class Leave(Shape):
+    bare = "sessionId"
     sessionId: uuid.UUID
 
 
@@ -536,6 +541,26 @@ class Refused(Out):
     def of(cls, error: ApiError) -> Refused:
         problem = Problem(code=error.code, message=error.message, retryable=error.retryable)
         return cls(ok=False, error=problem)
+
+
+class Rejoin(Out):
+    """`rejoin`, after Redis came back: join again with `after` (a session's room), or
+    reload the inbox (staff, `sessionId` null)."""
+
+    sessionId: uuid.UUID | None
+
+
+class SessionRevoked(Out):
+    """`session_revoked`, just before the server disconnects a socket whose sign-in ended."""
+
+    reason: str
+    code: str
+
+
+class LegacyError(Out):
+    """`error`, which clients written for the original listen for instead of acks."""
+
+    message: str
 
 
 class Typing(Out):

@@ -14,12 +14,22 @@ from piccolo.columns import (
 )
 from piccolo.table import Table
 
+# Columns that hold a bounded input are as wide as its declared limit.
+from app.models import (
+    MAX_CLIENT_MESSAGE_ID,
+    MAX_DEVICE,
+    MAX_EMAIL,
+    MAX_LABEL,
+    MAX_NAME,
+    MAX_USER_ID,
+)
+
 
 class Admin(Table, tablename="admin"):
     id = UUID(primary_key=True)
-    email = Varchar(length=254, unique=True)
+    email = Varchar(length=MAX_EMAIL, unique=True)
     password = Varchar(length=255, secret=True)
-    full_name = Varchar(length=200, null=True, default=None)
+    full_name = Varchar(length=MAX_NAME, null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
     # `admin` manages the team and chats; `agent` chats. Both send as senderType "admin".
@@ -39,7 +49,7 @@ class SignIn(Table, tablename="sign_in"):
 
     id = UUID(primary_key=True)
     admin_id = ForeignKey(references=Admin, on_delete=OnDelete.cascade, index=True)
-    device = Varchar(length=200, null=True, default=None)
+    device = Varchar(length=MAX_DEVICE, null=True, default=None)
     ip = Varchar(length=64, null=True, default=None)
     created_at = Timestamptz()
     last_seen_at = Timestamptz()
@@ -63,9 +73,9 @@ class Invitation(Table, tablename="invitation"):
 
 class ChatSession(Table, tablename="chat_session"):
     id = UUID(primary_key=True)
-    user_id = Varchar(length=200, index=True)
-    user_name = Varchar(length=200, null=True, default=None)
-    user_email = Varchar(length=254, null=True, default=None)
+    user_id = Varchar(length=MAX_USER_ID, index=True)
+    user_name = Varchar(length=MAX_NAME, null=True, default=None)
+    user_email = Varchar(length=MAX_EMAIL, null=True, default=None)
     status = Varchar(length=16, default="active")
     # Position of the newest message; the next message takes last_seq + 1 under a row lock.
     last_seq = Integer(default=0)
@@ -89,13 +99,13 @@ class Message(Table, tablename="message"):
     # Per-session position, 1, 2, 3 …: the cursor clients page and replay by.
     seq = Integer()
     sender_type = Varchar(length=16)
-    sender_id = Varchar(length=200, null=True, default=None)
+    sender_id = Varchar(length=MAX_USER_ID, null=True, default=None)
     content = Text()
     is_read = Boolean(default=False)
-    client_message_id = Varchar(length=100, null=True, default=None)
+    client_message_id = Varchar(length=MAX_CLIENT_MESSAGE_ID, null=True, default=None)
     created_at = Timestamptz()
     # The staff member's display name when it was sent (transcripts keep it as written).
-    sender_name = Varchar(length=200, null=True, default=None)
+    sender_name = Varchar(length=MAX_NAME, null=True, default=None)
 
 
 class Assignment(Table, tablename="assignment"):
@@ -123,7 +133,7 @@ class Note(Table, tablename="note"):
     seq = Integer()
     author_id = UUID(null=True, default=None)
     # The author's display name when written (kept as written, like senderName).
-    author_name = Varchar(length=200, null=True, default=None)
+    author_name = Varchar(length=MAX_NAME, null=True, default=None)
     content = Text()
     created_at = Timestamptz()
 
@@ -134,7 +144,7 @@ class SessionLabel(Table, tablename="session_label"):
 
     id = UUID(primary_key=True)
     session_id = ForeignKey(references=ChatSession, on_delete=OnDelete.cascade)
-    label = Varchar(length=50)
+    label = Varchar(length=MAX_LABEL)
 
 
 class CannedResponse(Table, tablename="canned_response"):
@@ -142,7 +152,7 @@ class CannedResponse(Table, tablename="canned_response"):
 
     id = UUID(primary_key=True)
     short_code = Varchar(length=50, unique=True)
-    title = Varchar(length=200, null=True, default=None)
+    title = Varchar(length=MAX_NAME, null=True, default=None)
     content = Text()
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz()

@@ -16,11 +16,10 @@ from app import db
 from app.auth import Principal, require_admin
 from app.context import Services
 from app.errors import InvalidToken, NotFound
-from app.models import Admin, SignedIn, SignIn, as_uuid
+from app.models import MAX_DEVICE, Admin, SignedIn, SignIn, as_uuid
 from app.revocation import Revocation
 
 ADMIN_COLUMNS = "id, email, full_name, role, created_at"
-MAX_DEVICE = 200
 
 
 async def issue(ctx: Services, admin: dict[str, Any], *, device: str | None, ip: str) -> SignedIn:

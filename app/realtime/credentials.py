@@ -29,6 +29,7 @@ import socketio
 from app.auth import Principal
 from app.context import Services
 from app.errors import TokenExpired, TokenRevoked, Unauthorized
+from app.models import SessionRevoked
 from app.revocation import Revocation
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,10 @@ class Credentials:
         try:
             # Only this worker holds the socket: no need to go through Redis.
             await self.sio.emit(
-                "session_revoked", {"reason": reason, "code": code}, to=sid, ignore_queue=True
+                "session_revoked",
+                SessionRevoked(reason=reason, code=code),
+                to=sid,
+                ignore_queue=True,
             )
             await self.sio.disconnect(sid)
         except Exception as exc:

@@ -30,13 +30,16 @@ from app.models import (
     Joined,
     Leave,
     Left,
+    LegacyError,
     NewMessage,
     Out,
     Read,
     ReadMark,
+    Rejoin,
     Sent,
     TypingChange,
     TypingEvent,
+    as_uuid,
 )
 from app.outage import REDIS
 from app.realtime import testpoints
@@ -109,7 +112,7 @@ class Realtime:
                 metrics.EVENTS.labels(event, error.code).inc()
                 if legacy_error:
                     # Clients written for the original listen for 'error', not acks.
-                    await self.sio.emit("error", {"message": error.message}, to=sid)
+                    await self.sio.emit("error", LegacyError(message=error.message), to=sid)
                 return error_ack(error)
             finally:
                 self._busy -= 1
@@ -182,8 +185,6 @@ class Realtime:
         await self.credentials.revoked(revocation, self.connections.values())
 
     async def join_session(self, conn: Connection, data: Any) -> Joined:
-        if isinstance(data, str):
-            data = {"sessionId": data}
         join = contract.read(Join, data)
         session_id = join.sessionId
         # Room first, history second: a message committed in between is then in the ack,
@@ -211,12 +212,14 @@ class Realtime:
             if session_id is None and room != ADMINS_ROOM:
                 continue
             await self.sio.emit(
-                "rejoin", {"sessionId": session_id}, to=room, namespace=namespace, ignore_queue=True
+                "rejoin",
+                Rejoin(sessionId=None if session_id is None else as_uuid(session_id)),
+                to=room,
+                namespace=namespace,
+                ignore_queue=True,
             )
 
     async def leave_session(self, conn: Connection, data: Any) -> Left:
-        if isinstance(data, str):
-            data = {"sessionId": data}
         leave = contract.read(Leave, data)
         await self.sio.leave_room(conn.sid, session_room(leave.sessionId))
         return Left(sessionId=leave.sessionId)
