@@ -330,3 +330,45 @@ def query_parameters(model: type[Shape]) -> list[tuple[str, dict[str, Any], str]
         prop.pop("nullable", None)
         out.append((info.encode_name, prop, text))
     return out
+
+
+# ---- README ---------------------------------------------------------------------------
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        text = " \\| ".join(f"`{v}`" for v in schema["enum"])
+    elif schema.get("type") == "array":
+        text = f"list of {_describe(schema['items'])}"
+    elif schema.get("type") == "object":
+        text = "object"
+    else:
+        text = schema.get("format") or schema.get("type", "any")
+        bounds = [
+            f"{label} {schema[key]}"
+            for key, label in (
+                ("minLength", "≥"),
+                ("maxLength", "≤"),
+                ("minimum", "≥"),
+                ("maximum", "≤"),
+            )
+            if key in schema
+        ]
+        if bounds:
+            text += f" ({', '.join(bounds)})"
+    return text + (" or null" if schema.get("nullable") else "")
+
+
+def markdown_table(shapes: list[type[msgspec.Struct]]) -> str:
+    """The README's field table: one row per shape, its fields as the wire has them
+    (`?`: may be left out), generated from the same declarations as everything else."""
+    lines = ["| shape | fields |", "|---|---|"]
+    for shape in shapes:
+        schema = _schema(shape)
+        required = set(schema.get("required", []))
+        fields = [
+            f"`{name}{'' if name in required else '?'}`: {_describe(prop)}"
+            for name, prop in schema["properties"].items()
+        ]
+        lines.append(f"| {shape.__name__} | {'; '.join(fields)} |")
+    return "\n".join(lines) + "\n"

@@ -616,6 +616,12 @@ class Presence(Out):
 # ---- answers: health -----------------------------------------------------------------
 
 
+class Desk(Out):
+    """`GET /demo/desk`: whether the desk has an admin yet."""
+
+    hasAdmin: bool
+
+
 class Liveness(Out):
     status: Literal["ok"]
 
@@ -831,3 +837,25 @@ class Hit(Out):
         str, Meta(description="HTML-escaped snippet whose only markup is `<mark>` around the hits")
     ]
     cursor: Annotated[str, Meta(description="Pass as `before` for the next page")]
+
+
+def declared() -> list[type[msgspec.Struct]]:
+    """Every shape of this module, in the order declared."""
+    return [
+        value
+        for value in globals().values()
+        if isinstance(value, type)
+        and issubclass(value, Shape | Out)
+        and value.__module__ == __name__
+        and value not in (Out,)
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from app.contract import markdown_table
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m app.models --markdown")
+    print(markdown_table(declared()), end="")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from app import models
 from app.config import SETTINGS, markdown_table
+from app.contract import markdown_table as models_table
 from tests.support import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -29,3 +31,16 @@ def test_config_module_prints_the_table():
         check=True,
     )
     assert out.stdout == markdown_table()
+
+
+def test_readme_holds_exactly_the_field_table_generated_from_the_models():
+    table = models_table(models.declared())
+    assert table in README
+    out = subprocess.run(
+        [sys.executable, "-m", "app.models", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == table

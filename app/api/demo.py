@@ -16,6 +16,7 @@ from sanic_ext.extensions.openapi import openapi
 from app import db
 from app.api.common import json
 from app.errors import NotFound, ServiceUnavailable
+from app.models import Desk
 
 ROOT = Path(__file__).resolve().parent.parent / "demo"
 STATIC = ROOT / "static"
@@ -53,7 +54,7 @@ async def desk(request: Request) -> HTTPResponse:
     """Whether the desk is new (no admin yet): the inbox then offers "Create first admin"
     first. No secret: registering answers `registration_closed` on a set-up desk anyway."""
     row = await db.fetch_one("SELECT EXISTS (SELECT 1 FROM admin) AS taken")
-    return json({"hasAdmin": bool(row and row["taken"])})
+    return json(Desk(hasAdmin=bool(row and row["taken"])))
 
 
 @bp.get("/socket.io.min.js")

@@ -26,13 +26,12 @@ from app.context import Services
 from app.domain import sessions
 from app.domain.sessions import MESSAGE_COLUMNS
 from app.errors import BadRequest
-from app.models import Hit, HitSession, Message, Session, iso
+from app.models import MAX_QUERY, Hit, HitSession, Message, Session, iso
 
 CONFIG = "english"
 MODES = ("auto", "words", "fragment")
 # pg_trgm needs three characters to use its index.
 MIN_FRAGMENT = 3
-MAX_QUERY = 200
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # ts_headline's markers: control characters no message is expected to carry; the
 # snippet is HTML-escaped and they become <mark> … </mark>.
