@@ -120,7 +120,8 @@ def _configure(app: Sanic, settings: Settings) -> None:
 
 
 def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
-    """A worker's start: the database pool, then the background tasks and the relay."""
+    """A worker's start: the database pool and the relay before it serves, then the
+    background tasks."""
     settings = services.settings
     sio, relay = app.ctx.sio, app.ctx.relay
 
@@ -136,17 +137,19 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
             # that arrived first would meet the local Engine.IO, which answers 400
             # "Invalid session" and makes the client start over.
             await relay.start()
-
-    start_pause = testpoints.start_pause(settings)
-
-    @app.after_server_start
-    async def start_background(app: Sanic) -> None:
+        # Said before the first request is served (the port is bound by now), so a log
+        # reader who sees an answer has seen the line.
         log.info(
             "listening on http://%s:%d, %s",
             settings.host,
             settings.port,
             settings.describe_mode(),
         )
+
+    start_pause = testpoints.start_pause(settings)
+
+    @app.after_server_start
+    async def start_background(app: Sanic) -> None:
         # Our own tasks, not app.add_task: Sanic logs a warning for every task it cancels.
         app.ctx.background = [
             asyncio.create_task(metrics.sample_pool_forever(db.pool), name="pool-sampler"),
