@@ -201,6 +201,16 @@ class AssigneeChange(Shape):
     ) = msgspec.UNSET
 
 
+# Whose sessions: the inbox and the search filters read it alike.
+AssigneeFilter = Annotated[
+    str,
+    Meta(
+        max_length=MAX_CURSOR,
+        description="`me`, `unassigned`, `all` (the default) or a member's id",
+    ),
+]
+
+
 class InboxQuery(Shape):
     status: Annotated[SessionStatus, Meta(description="Only this status")] | None = None
     limit: Annotated[
@@ -212,18 +222,10 @@ class InboxQuery(Shape):
         ]
         | None
     ) = None
-    assignee: (
-        Annotated[
-            str,
-            Meta(
-                max_length=MAX_CURSOR,
-                description="`me`, `unassigned`, `all` (the default) or a member's id",
-            ),
-        ]
-        | None
-    ) = None
+    assignee: AssigneeFilter | None = None
     label: (
-        Annotated[str, Meta(max_length=50, description="Only sessions carrying this label")] | None
+        Annotated[str, Meta(max_length=MAX_LABEL, description="Only sessions carrying this label")]
+        | None
     ) = None
 
 
@@ -659,6 +661,7 @@ MAX_SHORT_CODE = 51
 MAX_QUERY = 200
 NOTE_PAGE = 100
 CANNED_PAGE = 20
+CANNED_PAGE_MAX = 100
 SEARCH_PAGE = 20
 SEARCH_PAGE_MAX = 100
 SearchMode = Literal["auto", "words", "fragment"]
@@ -732,7 +735,9 @@ class CannedQuery(Shape):
         | None
     ) = None
     sessionId: Annotated[uuid.UUID, Meta(description="Fill placeholders for it")] | None = None
-    limit: Annotated[int, Meta(ge=1, le=100, description=f"Default {CANNED_PAGE}")] = CANNED_PAGE
+    limit: Annotated[int, Meta(ge=1, le=CANNED_PAGE_MAX, description=f"Default {CANNED_PAGE}")] = (
+        CANNED_PAGE
+    )
 
 
 class NewCanned(Shape):
@@ -789,16 +794,7 @@ class SessionSearchQuery(Shape):
         Annotated[str, Meta(max_length=MAX_LABEL, description="Sessions carrying this label")]
         | None
     ) = None
-    assignee: (
-        Annotated[
-            str,
-            Meta(
-                max_length=MAX_CURSOR,
-                description="`me`, `unassigned`, `all` (the default) or a member's id",
-            ),
-        ]
-        | None
-    ) = None
+    assignee: AssigneeFilter | None = None
     limit: Annotated[
         int, Meta(ge=1, le=SEARCH_PAGE_MAX, description=f"Page size, default {SEARCH_PAGE}")
     ] = SEARCH_PAGE
