@@ -22,7 +22,7 @@ from typing import Any
 
 from app import db
 from app.auth import Principal
-from app.errors import InvalidToken, TokenRevoked, Unauthorized
+from app.errors import DeactivatedSignIn, InvalidToken, TokenRevoked, Unauthorized
 from app.models import StaffRole
 from app.revocation import Revocation
 
@@ -49,7 +49,10 @@ class _Entry:
 
 GONE: tuple[type[Unauthorized], str] = (InvalidToken, "Invalid token")
 REVOKED: tuple[type[Unauthorized], str] = (TokenRevoked, "This sign-in has ended: log in again")
-DEACTIVATED: tuple[type[Unauthorized], str] = (TokenRevoked, "This account is deactivated")
+DEACTIVATED: tuple[type[Unauthorized], str] = (
+    DeactivatedSignIn,
+    DeactivatedSignIn.default_message,
+)
 
 
 class AccountGuard:

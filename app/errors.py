@@ -172,6 +172,14 @@ class AccountDeactivated(Forbidden):
     default_message = "This account is deactivated"
 
 
+class DeactivatedSignIn(TokenRevoked):
+    """A token of a deactivated account: the same 401 as any ended sign-in, its own class
+    so a socket dropped for it is told `deactivated` however its worker found out
+    (announced, swept or refused on an event)."""
+
+    default_message = AccountDeactivated.default_message
+
+
 class RegistrationClosed(Forbidden):
     code = "registration_closed"
     default_message = "Registration is closed: ask an admin to create your account"

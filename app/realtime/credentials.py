@@ -28,7 +28,7 @@ import socketio
 
 from app.auth import Principal
 from app.context import Services
-from app.errors import TokenExpired, TokenRevoked, Unauthorized
+from app.errors import DeactivatedSignIn, TokenExpired, TokenRevoked, Unauthorized
 from app.models import SessionRevoked
 from app.revocation import Revocation
 
@@ -77,8 +77,15 @@ class Credentials:
         try:
             return await self.ctx.accounts.check(principal)
         except Unauthorized as exc:
-            self.drop_soon(conn.sid, "revoked", exc.code)
+            self.drop_soon(conn.sid, _reason(exc), exc.code)
             raise
+
+    async def admitted(self, conn: Connected) -> None:
+        """The last step of a staff socket's connect handler. A revocation that came while
+        the handler awaited found no socket to drop (python-socketio ignores a disconnect
+        before the CONNECT answer), so the account is checked again: a cache hit unless
+        something was revoked meanwhile. Unauthorized means refuse the connection."""
+        conn.principal = await self.ctx.accounts.check(conn.principal)
 
     async def revoked(self, revocation: Revocation, connections: Iterable[Connected]) -> None:
         if not revocation.disconnect:
@@ -113,7 +120,7 @@ class Credentials:
             try:
                 await self.ctx.accounts.check(p)
             except Unauthorized as exc:
-                await self.drop(sid, "revoked", exc.code)
+                await self.drop(sid, _reason(exc), exc.code)
             except Exception as exc:
                 # The database is away: nobody can be checked, so nobody is dropped
                 # (events are refused with 503 meanwhile); try again next sweep.
@@ -147,3 +154,9 @@ class Credentials:
             log.debug("disconnecting %s after %s failed: %r", sid, reason, exc)
         finally:
             self._dropping.discard(sid)
+
+
+def _reason(exc: Unauthorized) -> str:
+    """The `session_revoked` reason for what a check found: a deactivation reads the same
+    whether it was announced (app/domain/team.py) or found by a check."""
+    return "deactivated" if isinstance(exc, DeactivatedSignIn) else "revoked"

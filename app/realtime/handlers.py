@@ -143,9 +143,7 @@ class Realtime:
         try:
             principal = await self.ctx.accounts.check(self.ctx.tokens.check(token))
         except Unauthorized as exc:
-            raise socketio.exceptions.ConnectionRefusedError(
-                exc.message, {"code": exc.code}
-            ) from None
+            raise _refused(exc) from None
         conn = self.connections[sid] = Connection(sid, principal)
         self.credentials.watch(conn)
         metrics.SOCKETS.labels(principal.role).inc()
@@ -161,6 +159,11 @@ class Realtime:
                 log.warning("routing after a staff connect failed: %r", exc)
             if self._connect_pause:
                 await asyncio.sleep(self._connect_pause)
+            try:
+                await self.credentials.admitted(conn)
+            except Unauthorized as exc:
+                await self.disconnect(sid)
+                raise _refused(exc) from None
         else:
             with contextlib.suppress(Exception):
                 await presence.customer_online(self.ctx, principal.subject, sid)
@@ -314,3 +317,8 @@ class Realtime:
                 else:
                     customers.append((p.subject, conn.sid))
             await presence.customer_heartbeats(self.ctx, customers)
+
+
+def _refused(exc: Unauthorized) -> socketio.exceptions.ConnectionRefusedError:
+    """A connection refused for `exc`: its message, and its code as `data.code`."""
+    return socketio.exceptions.ConnectionRefusedError(exc.message, {"code": exc.code})
