@@ -20,8 +20,10 @@ from engineio import async_socket, packet
 
 from app.realtime.engine import EngineIO
 from app.realtime.pings import TICK
+from app.realtime.websocket import parse
 from bench.raw_socket import RawSocket
 from tests.support import Factory, LiveServer
+from tests.test_idle_cpu import Peer, Rig
 
 TEXT, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x0, 0x8, 0x9, 0xA
 
@@ -146,3 +148,85 @@ async def test_pings_of_many_sessions_share_one_task_and_silent_ones_are_closed(
     finally:
         answering.cancel()
         await eio.pings.stop()
+
+
+class Recorder(Peer):
+    """A loopback peer that keeps every byte the server's side writes."""
+
+    def __init__(self) -> None:
+        super().__init__(reads=True)
+        self.received = bytearray()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        while chunk := await reader.read(65536):
+            self.received += chunk
+
+    async def frames(self, count: int) -> list[tuple[int, bytes]]:
+        """The first `count` frames received (small unmasked server frames)."""
+        for _ in range(200):
+            out: list[tuple[int, bytes]] = []
+            at = 0
+            while len(out) < count and at + 2 <= len(self.received):
+                n = self.received[at + 1] & 0x7F
+                out.append((self.received[at] & 0x0F, bytes(self.received[at + 2 : at + 2 + n])))
+                at += 2 + n
+            if len(out) == count:
+                return out
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"got {bytes(self.received)!r}")
+
+
+async def test_frames_written_in_one_turn_leave_in_one_write_in_order():
+    rig = Rig()
+    try:
+        peer = Recorder()
+        ws = await rig.websocket(peer, "batched")
+        for text in ("a", "b", "c"):
+            ws.socket.write(packet.Packet(packet.MESSAGE, text))
+        # Held until the end of this turn of the loop: no write per frame.
+        assert ws.written == 0 and ws.out is not None and len(ws.out) == 3
+        await asyncio.sleep(0)
+        assert ws.out is None and ws.written == 3 * 4
+        assert await peer.frames(3) == [(TEXT, b"4a"), (TEXT, b"4b"), (TEXT, b"4c")]
+    finally:
+        await rig.close()
+
+
+async def test_frames_held_for_the_turn_go_before_a_close_frame():
+    rig = Rig()
+    try:
+        peer = Recorder()
+        ws = await rig.websocket(peer, "closing")
+        ws.socket.write(packet.Packet(packet.MESSAGE, "last words"))
+        ws.close(1000)
+        frames = await peer.frames(2)
+        assert frames[0] == (TEXT, b"4last words")
+        assert frames[1] == (CLOSE, struct.pack("!H", 1000))
+    finally:
+        await rig.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '42["e",{"a":1}]',
+        '4212["send","x"]',
+        '40{"token":"t"}',
+        "41",
+        "4hello",
+        "2probe",
+        "5",
+        "6",
+        "3",
+        "4",
+        '4{"a":1}',
+    ],
+)
+def test_received_packets_parse_as_python_engineio_parses_them(text: str):
+    ours, theirs = parse(text), packet.Packet(encoded_packet=text)
+    assert (ours.packet_type, ours.data, ours.binary) == (
+        theirs.packet_type,
+        theirs.data,
+        theirs.binary,
+    )

@@ -13,6 +13,10 @@ Engine.IO and Socket.IO protocols are unchanged: python-engineio still owns the 
 
 Pings come from one shared timer (`app/realtime/pings.py`), not a task per session.
 
+Frames written to one websocket in one turn of the event loop leave in one write at the
+end of that turn (`Outbox`): a send() system call per frame was the largest single item of
+a busy worker's profile, and under load a staff socket is sent many events per turn.
+
 The websocket framing is RFC 6455 without extensions (no permessage-deflate is offered,
 so clients send plain frames): masked client frames, fragmentation, ping/pong, close.
 """
@@ -50,8 +54,49 @@ HANDSHAKE_KEYS = (
 # keeps for the whole session must not hold it (it holds its connection's protocol,
 # buffers and headers).
 current_request: contextvars.ContextVar[Any] = contextvars.ContextVar("engineio_request")
+# Bytes of frames held for the end of the turn past which they are written at once: a
+# batch that large gains nothing from waiting, and the queue cap is checked on writes.
+FLUSH_BYTES = 1 << 16
 # Tasks handling received packets, referenced until they finish.
 _handling: set[asyncio.Task[None]] = set()
+
+
+class Outbox:
+    """The websockets written to in this turn of the event loop: one callback at the end
+    of the turn flushes each of them with a single write (frames in the order written)."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[WebSocketConnection] = []
+
+    def add(self, ws: WebSocketConnection) -> None:
+        loop = asyncio.get_running_loop()
+        if not self.pending or loop is not self.loop:
+            # The first this turn (or a new loop: a stopped one never ran its flush).
+            self.loop = loop
+            self.pending = []
+            loop.call_soon(self.flush)
+        self.pending.append(ws)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for ws in pending:
+            ws.flush()
+
+
+OUTBOX = Outbox()
+
+
+def parse(data: str | bytes) -> packet.Packet:
+    """An Engine.IO packet from a frame's text. A Socket.IO packet (a MESSAGE whose data
+    starts with a digit) is built directly: python-engineio's decode first tries to read
+    its data as JSON by raising and catching a ValueError, per received event."""
+    if isinstance(data, str) and len(data) > 1 and data[0] == "4" and data[1].isnumeric():
+        pkt = packet.Packet(packet.MESSAGE, data[1:])
+        return pkt
+    return packet.Packet(encoded_packet=data)
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
@@ -85,6 +130,8 @@ class WebSocketConnection(asyncio.Protocol):
         "buffer",
         "fragments",
         "max_size",
+        "out",
+        "out_bytes",
         "probing",
         "socket",
         "stuck",
@@ -105,28 +152,54 @@ class WebSocketConnection(asyncio.Protocol):
         # since when) while some wait: see `stalled`.
         self.written = 0
         self.stuck: tuple[int, float] | None = None
+        # Frames written this turn of the loop, not yet handed to the transport (Outbox).
+        self.out: list[bytes] | None = None
+        self.out_bytes = 0
 
     # Writing
 
     def send_text(self, text: str) -> None:
-        if self.transport is not None:
-            self.transport.write(frame(OP_TEXT, text.encode()))
+        self._write_now(frame(OP_TEXT, text.encode()))
 
     def send_packet(self, pkt: packet.Packet) -> None:
-        encoded = pkt.encode()
-        transport = self.transport
-        if transport is None:
+        if self.transport is None:
             return
+        encoded = pkt.encode()
         data = (
             frame(OP_BINARY, encoded)
             if isinstance(encoded, bytes)
             else frame(OP_TEXT, encoded.encode())
         )
+        out = self.out
+        if out is None:
+            self.out = [data]
+            self.out_bytes = len(data)
+            OUTBOX.add(self)
+        else:
+            out.append(data)
+            self.out_bytes += len(data)
+        if self.out_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the frames written this turn to the transport, in one write."""
+        out, self.out, self.out_bytes = self.out, None, 0
+        transport = self.transport
+        if not out or transport is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
         transport.write(data)
         self.written += len(data)
         waiting = transport.get_write_buffer_size()
         if waiting:
             self._backlog(waiting)
+
+    def _write_now(self, data: bytes) -> None:
+        """A control frame (or a probe answer), after what is already waiting to go."""
+        if self.out is not None:
+            self.flush()
+        if self.transport is not None:
+            self.transport.write(data)
 
     def _backlog(self, waiting: int) -> None:
         """What the kernel would not take waits in the transport, for a client that does
@@ -145,6 +218,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     def close(self, code: int = CLOSE_NORMAL) -> None:
         """Send a close frame and close the TCP connection once what is written is sent."""
+        if self.out is not None:
+            self.flush()  # what was written before the close goes first
         transport = self.transport
         if transport is None:
             return
@@ -208,8 +283,7 @@ class WebSocketConnection(asyncio.Protocol):
             if not fin or len(payload) > 125:
                 self.close(CLOSE_PROTOCOL)
             elif opcode == OP_PING:
-                if self.transport is not None:
-                    self.transport.write(frame(OP_PONG, payload))
+                self._write_now(frame(OP_PONG, payload))
             elif opcode == OP_CLOSE:
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NORMAL
                 self.close(code if 1000 <= code < 5000 and code not in (1005, 1006) else 1000)
@@ -249,7 +323,7 @@ class WebSocketConnection(asyncio.Protocol):
             socket.schedule_ping()
             return
         try:
-            pkt = packet.Packet(encoded_packet=data)
+            pkt = parse(data)
         except Exception:
             self.close(CLOSE_DATA)
             return
@@ -280,6 +354,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.out, self.out_bytes = None, 0
         self._lost()
 
     def _lost(self) -> None:
