@@ -200,6 +200,12 @@ def _numbered(sql: str) -> str:
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
+def is_refused(exc: BaseException) -> bool:
+    """PostgreSQL ran the statement and refused it (a constraint, a deadlock, bad data),
+    as opposed to not being reachable: the same statement with other data may succeed."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, UNAVAILABLE)
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         return True

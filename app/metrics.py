@@ -53,6 +53,11 @@ COMMIT_TO_EMIT = Histogram(
     "From a message's commit to its new_message emit having been handed to every worker.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+MESSAGE_BATCH = Histogram(
+    "helpline_message_batch_size",
+    "Messages stored by one statement (group commit, app/domain/message_writer.py).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 RATE_LIMITED = Counter(
     "helpline_rate_limited",
     "Requests and events refused by a rate limit, by bucket.",

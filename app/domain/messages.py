@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -13,6 +14,8 @@ from app import db, metrics
 from app.auth import Principal, require_session_access
 from app.broadcast import ADMINS_ROOM, session_room
 from app.context import Services
+from app.domain import message_writer
+from app.domain.message_writer import Draft
 from app.domain.sessions import MESSAGE_COLUMNS
 from app.errors import ApiError, BadRequest, NotFound, OwnMessage, SenderMismatch, SessionClosed
 from app.models import Message, NewMessage, as_uuid
@@ -56,12 +59,14 @@ async def _post(
     await ctx.limiter.hit("messages", principal.rate_key, ctx.settings.rate_messages)
     duplicate: Exception | None = None
     try:
-        row = await _insert(principal, session_id, content, client_message_id)
+        row, created = await _insert(principal, session_id, content, client_message_id)
     except Exception as exc:
         if client_message_id is None or not db.is_unique_violation(exc):
             raise
         # A retry (perhaps racing the first send): nothing was stored or numbered.
-        row, duplicate = None, exc
+        row, created, duplicate = None, False, exc
+    if row is not None and not created:
+        return Message.of(row), False
     if row is None:
         if client_message_id is not None:
             existing = await _by_client_id(principal, session_id, client_message_id)
@@ -80,62 +85,53 @@ async def _post(
     return body, True
 
 
-# Taking the next position locks the session row: sends to one session are ordered by
-# commit, and a closed session takes none. On PostgreSQL it is one statement, so one
-# round trip, atomic without a transaction: a duplicate clientMessageId undoes the number.
-_NUMBER = (
-    "UPDATE chat_session SET last_seq = last_seq + 1, last_activity_at = {}, updated_at = {}"
-    " WHERE id = {} AND status = 'active' RETURNING last_seq, user_id"
-)
-_INSERT_NUMBERED = (
-    f"WITH s AS ({_NUMBER}) INSERT INTO message ({MESSAGE_COLUMNS})"
-    " SELECT {}::uuid, {}::uuid, s.last_seq, {}::varchar, COALESCE({}::varchar, s.user_id),"
-    " {}::text, false, {}::varchar, {}::timestamptz, {}::varchar FROM s"
-    f" RETURNING {MESSAGE_COLUMNS}"
-)
-
-
 async def _insert(
     principal: Principal, session_id: uuid.UUID, content: str, client_message_id: str | None
-) -> dict[str, Any] | None:
-    """The stored row, or None when the session is unknown or closed."""
-    now = dt.datetime.now(dt.UTC)
-    admin_id = str(principal.subject) if principal.is_admin else None
-    # Staff messages carry who wrote them as they were named then (senderType stays "admin").
-    sender_name = principal.name if principal.is_admin else None
+) -> tuple[dict[str, Any] | Mapping[str, Any] | None, bool]:
+    """The stored row (None when the session is unknown or closed) and whether this send
+    stored it (False: its clientMessageId was already stored, the row is that message)."""
+    draft = Draft(
+        session_id=session_id,
+        sender_type=principal.sender_type,
+        admin_id=str(principal.subject) if principal.is_admin else None,
+        content=content,
+        client_message_id=client_message_id,
+        # Staff messages carry who wrote them as they were named then (senderType stays
+        # "admin").
+        sender_name=principal.name if principal.is_admin else None,
+    )
     if db.is_postgres():
-        return await db.fetch_one_direct(
-            _INSERT_NUMBERED,
-            now,
-            now,
-            session_id,
-            uuid.uuid4(),
-            session_id,
-            principal.sender_type,
-            admin_id,
-            content,
-            client_message_id,
-            now,
-            sender_name,
-        )
-    # SQLite (embedded mode) has no data-modifying CTE: the same in a transaction.
+        return await message_writer.writer().store(draft)
+    return await _insert_embedded(draft), True
+
+
+async def _insert_embedded(draft: Draft) -> dict[str, Any] | None:
+    """SQLite (embedded mode) has no data-modifying CTE: number, then insert, in a
+    transaction (one writer at a time: no batch to gain)."""
+    now = dt.datetime.now(dt.UTC)
     async with db.transaction():
-        session = await db.fetch_one(_NUMBER, now, now, session_id)
+        session = await db.fetch_one(
+            "UPDATE chat_session SET last_seq = last_seq + 1, last_activity_at = {},"
+            " updated_at = {} WHERE id = {} AND status = 'active' RETURNING last_seq, user_id",
+            now,
+            now,
+            draft.session_id,
+        )
         if session is None:
             return None
         row = await db.fetch_one(
             f"INSERT INTO message ({MESSAGE_COLUMNS})"
             " VALUES ({}, {}, {}, {}, {}, {}, false, {}, {}, {})"
             f" RETURNING {MESSAGE_COLUMNS}",
-            uuid.uuid4(),
-            session_id,
+            draft.id,
+            draft.session_id,
             session["last_seq"],
-            principal.sender_type,
-            admin_id or session["user_id"],
-            content,
-            client_message_id,
+            draft.sender_type,
+            draft.admin_id or session["user_id"],
+            draft.content,
+            draft.client_message_id,
             now,
-            sender_name,
+            draft.sender_name,
         )
     return row
 
