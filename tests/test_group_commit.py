@@ -359,3 +359,41 @@ async def test_a_closed_sessions_send_fails_alone_among_concurrent_sends(
     assert refused.status_code == 409 and refused.json()["code"] == "session_closed"
     assert [a.status_code for a in answers] == [201] * 30
     assert await db.fetchval("SELECT count(*) FROM message") == 30
+
+
+@pytest.fixture
+async def poison(db: asyncpg.Connection) -> AsyncIterator[str]:
+    """Content PostgreSQL refuses to store (a trigger raises), as a bad row would be."""
+    await db.execute(
+        """
+        CREATE FUNCTION w1_refuse_poison() RETURNS trigger AS $$
+        BEGIN
+          IF NEW.content = 'poison' THEN RAISE EXCEPTION 'refused'; END IF;
+          RETURN NEW;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER w1_refuse_poison BEFORE INSERT ON message
+          FOR EACH ROW EXECUTE FUNCTION w1_refuse_poison();
+        """
+    )
+    try:
+        yield "poison"
+    finally:
+        await db.execute(
+            "DROP TRIGGER w1_refuse_poison ON message; DROP FUNCTION w1_refuse_poison();"
+        )
+
+
+async def test_a_message_postgresql_refuses_fails_alone_and_takes_no_seq(engine, db, poison):
+    one, two = await new_session(db), await new_session(db)
+    writer = MessageWriter()
+    outcomes = await asyncio.gather(
+        writer.store(customer(one, "a1")),
+        writer.store(customer(two, poison)),
+        writer.store(customer(two, "b1")),
+        writer.store(customer(one, "a2")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], Exception) and "refused" in str(outcomes[1])
+    assert [o[1] for o in outcomes if not isinstance(o, BaseException)] == [True] * 3
+    assert await seqs(db, one) == [(1, "a1"), (2, "a2")]
+    assert await seqs(db, two) == [(1, "b1")]
