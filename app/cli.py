@@ -162,7 +162,7 @@ async def _create_admin(
 def create_admin(settings: Settings, args: argparse.Namespace) -> int:
     """An admin without HTTP: the first one of a desk, or one more (admin or agent) at
     any time."""
-    from app.errors import ApiError
+    from app.errors import ApiError, FieldProblems
     from app.models import STAFF_ROLES
 
     # `main` refused any other role before the settings were read.
@@ -174,7 +174,7 @@ def create_admin(settings: Settings, args: argparse.Namespace) -> int:
         print(f"helpline: {exc}", file=sys.stderr)
         return 1
     except ApiError as exc:
-        fields = (exc.details or {}).get("fields", {})
+        fields = exc.details.fields if isinstance(exc.details, FieldProblems) else {}
         why = "; ".join(f"{k} {v}" for k, v in fields.items()) or exc.message
         print(f"helpline: {why}", file=sys.stderr)
         return 1

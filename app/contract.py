@@ -253,7 +253,7 @@ def _read(model: type[T], data: Mapping[str, Any], from_text: bool) -> T:
         if not errors:
             return shape
     name, problem = next(iter(errors.items()))
-    raise BadRequest(f"{name} {problem}", details={"fields": errors})
+    raise BadRequest(f"{name} {problem}", fields=errors)
 
 
 def read(model: type[T], data: Any) -> T:
@@ -293,7 +293,9 @@ def _openapi(node: Any, defs: dict[str, Any]) -> Any:
             return {**_openapi(options[0], defs), **rest, "nullable": True}
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in ("title", "$defs") or (key == "description" and node.get("type") == "object"):
+        # A Struct's docstring (it has properties) is for developers; a dict field's is not.
+        struct_doc = key == "description" and "properties" in node
+        if key in ("title", "$defs") or struct_doc:
             continue
         if key == "properties":
             out[key] = {name: _openapi(prop, defs) for name, prop in value.items()}

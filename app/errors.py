@@ -10,20 +10,49 @@ into these (app/failures.py, `to_api_error`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 # status -> the codes answered with it, filled as the classes below are defined.
 CODES: dict[int, list[str]] = {}
+# code -> its class, for what the OpenAPI document says of each status's `details`.
+ERRORS: dict[str, type[ApiError]] = {}
+
+# ---- what `details` holds: one shape per kind, named by the error class carrying it ----
 
 
-class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Every failure's JSON."""
+class FieldProblems(msgspec.Struct):
+    """A 400's details: which fields were refused, and why."""
 
-    error: Annotated[str, msgspec.Meta(description="Human-readable message (the original's)")]
-    code: Annotated[str, msgspec.Meta(description="Machine-readable code")]
-    details: dict[str, Any] | None = None
+    fields: Annotated[dict[str, str], Meta(description="Each refused field's problem")]
+
+
+class RetryAfter(msgspec.Struct):
+    """A 429's details: the `Retry-After` header's value, for clients that read bodies only."""
+
+    retryAfter: Annotated[int, Meta(ge=0, description="Seconds to wait before retrying")]
+
+
+class CurrentOwner(msgspec.Struct):
+    """A lost compare-and-set of a session's owner: who owns it now."""
+
+    assigneeId: Annotated[uuid.UUID | None, Meta(description="The owner now; null: nobody")]
+
+
+Details = FieldProblems | RetryAfter | CurrentOwner
+D = TypeVar("D")
+
+
+class ErrorBody(msgspec.Struct, Generic[D], kw_only=True, omit_defaults=True):
+    """Every failure's JSON; `details` is the shape its error class declares."""
+
+    error: Annotated[str, Meta(description="Human-readable message (the original's)")]
+    code: Annotated[str, Meta(description="Machine-readable code")]
+    details: D | None = None
 
 
 class ApiError(Exception):
@@ -32,6 +61,8 @@ class ApiError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal server error"
+    # The shape of this error's `details`; None: it never carries any.
+    details_shape: ClassVar[type[Details] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -39,21 +70,33 @@ class ApiError(Exception):
             codes = CODES.setdefault(cls.status, [])
             assert cls.code not in codes, f"error code {cls.code} is defined twice"
             codes.append(cls.code)
+            ERRORS[cls.code] = cls
 
     def __init__(
         self,
         message: str | None = None,
         *,
-        details: dict[str, Any] | None = None,
+        details: Details | Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         self.message = message or self.default_message
         super().__init__(self.message)
-        self.details = details
+        self.details = self._checked(details)
         self.headers = headers or {}
 
-    def body(self) -> ErrorBody:
-        return ErrorBody(error=self.message, code=self.code, details=self.details or None)
+    @classmethod
+    def _checked(cls, details: Details | Mapping[str, Any] | None) -> Details | None:
+        """`details` as this class's shape: a mapping is converted (and refused unless it
+        fits), so whatever a caller writes, the wire carries the declared shape."""
+        if details is None:
+            return None
+        assert cls.details_shape is not None, f"{cls.code} carries no details"
+        if isinstance(details, cls.details_shape):
+            return details
+        return msgspec.convert(details, cls.details_shape)
+
+    def body(self) -> ErrorBody[Details]:
+        return ErrorBody(error=self.message, code=self.code, details=self.details)
 
     @property
     def retryable(self) -> bool:
@@ -61,6 +104,7 @@ class ApiError(Exception):
 
 
 CODES[500] = [ApiError.code]
+ERRORS[ApiError.code] = ApiError
 
 
 # ---- 400 -----------------------------------------------------------------------------
@@ -72,16 +116,28 @@ class BadRequest(ApiError):
     status = 400
     code = "validation_error"
     default_message = "Invalid input"
+    details_shape: ClassVar[type[Details] | None] = FieldProblems
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: dict[str, str] | None = None,
+        details: FieldProblems | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details=FieldProblems(fields) if fields else details)
 
 
 class InvalidBody(BadRequest):
     code = "invalid_body"
     default_message = "Request body must be a JSON object"
+    details_shape = None
 
 
 class InvalidJson(BadRequest):
     code = "invalid_json"
     default_message = "Request body is not valid JSON"
+    details_shape = None
 
 
 class MalformedRequest(BadRequest):
@@ -89,6 +145,7 @@ class MalformedRequest(BadRequest):
 
     code = "bad_request"
     default_message = "Bad request"
+    details_shape = None
 
 
 # ---- 401 -----------------------------------------------------------------------------
@@ -190,16 +247,19 @@ class ReservedEvent(BadRequest):
 
     code = "reserved_event"
     default_message = "This event name is reserved"
+    details_shape = None
 
 
 class UnknownEvent(BadRequest):
     code = "unknown_event"
     default_message = "Unknown event"
+    details_shape = None
 
 
 class BinaryUnsupported(BadRequest):
     code = "binary_unsupported"
     default_message = "Binary packets are not accepted"
+    details_shape = None
 
 
 # ---- 404, 405, 408 -------------------------------------------------------------------
@@ -259,6 +319,10 @@ class AssignmentConflict(Conflict):
 
     code = "assignment_conflict"
     default_message = "Someone else changed this session's owner first: reload it and try again"
+    details_shape = CurrentOwner
+
+    def __init__(self, current: uuid.UUID | None) -> None:
+        super().__init__(details=CurrentOwner(current))
 
 
 class ShortCodeTaken(Conflict):
@@ -306,10 +370,11 @@ class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
     default_message = "Too many requests, try again later"
+    details_shape = RetryAfter
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(
-            message, details={"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)}
+            message, details=RetryAfter(retry_after), headers={"Retry-After": str(retry_after)}
         )
 
 

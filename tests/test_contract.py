@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from app import contract, models
-from app.errors import CODES, BadRequest, InvalidBody
+from app.errors import (
+    CODES,
+    AssignmentConflict,
+    BadRequest,
+    FieldProblems,
+    InvalidBody,
+    NotFound,
+    RateLimited,
+)
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
@@ -19,9 +27,8 @@ APP = Path(__file__).resolve().parent.parent / "app"
 def problems_of(model: type[contract.Shape], data: object) -> dict[str, str]:
     with pytest.raises(BadRequest) as caught:
         contract.read(model, data)
-    assert caught.value.details is not None
-    fields: dict[str, str] = caught.value.details["fields"]
-    return fields
+    assert isinstance(caught.value.details, FieldProblems)
+    return caught.value.details.fields
 
 
 def test_every_field_problem_of_a_body_is_reported_at_once():
@@ -88,6 +95,42 @@ def test_a_nullable_answer_field_is_documented_as_nullable_and_required():
     assert schema["properties"]["senderName"]["nullable"] is True
     assert "senderName" in schema["required"]
     assert schema["properties"]["id"] == {"type": "string", "format": "uuid"}
+
+
+def test_error_bodies_keep_their_wire_shape_byte_for_byte():
+    # Bytes as the dict-built details encoded them before the shapes were models.
+    owner = uuid.UUID("6f1c2b9e-0a4d-4c1e-9a53-1d2f3e4a5b6c")
+    bodies = {
+        BadRequest("content must not be empty", fields={"content": "must not be empty"}): (
+            b'{"error":"content must not be empty","code":"validation_error",'
+            b'"details":{"fields":{"content":"must not be empty"}}}'
+        ),
+        RateLimited(7): (
+            b'{"error":"Too many requests, try again later","code":"rate_limited",'
+            b'"details":{"retryAfter":7}}'
+        ),
+        AssignmentConflict(owner): (
+            b'{"error":"Someone else changed this session\'s owner first: reload it and try '
+            b'again","code":"assignment_conflict",'
+            b'"details":{"assigneeId":"6f1c2b9e-0a4d-4c1e-9a53-1d2f3e4a5b6c"}}'
+        ),
+        AssignmentConflict(None): (
+            b'{"error":"Someone else changed this session\'s owner first: reload it and try '
+            b'again","code":"assignment_conflict","details":{"assigneeId":null}}'
+        ),
+        NotFound("Session not found"): b'{"error":"Session not found","code":"not_found"}',
+    }
+    for error, wire in bodies.items():
+        assert contract.encode(error.body()) == wire, error.code
+
+
+def test_details_take_only_the_shape_their_error_declares():
+    checked = BadRequest("q is required", details={"fields": {"q": "is required"}})
+    assert checked.details == FieldProblems({"q": "is required"})
+    with pytest.raises(contract.msgspec.ValidationError):
+        BadRequest("q is required", details={"field": {"q": "is required"}})
+    with pytest.raises(AssertionError):
+        InvalidBody(details=FieldProblems({"q": "is required"}))
 
 
 def _string_literals(path: Path) -> set[str]:

@@ -138,3 +138,23 @@ async def test_inbox_items_document_whether_the_customer_is_online(spec):
         "schema"
     ]["items"]
     assert item["properties"]["customerOnline"]["type"] == "boolean"
+
+
+async def test_error_responses_describe_the_details_their_codes_carry(spec):
+    def details(path: str, method: str, status: int) -> dict[str, Any] | None:
+        body = spec["paths"][path][method]["responses"][str(status)]["content"]
+        found: dict[str, Any] | None = body["application/json"]["schema"]["properties"].get(
+            "details"
+        )
+        return found
+
+    assignee = ("/api/sessions/{session_id}/assignee", "patch")
+    fields = details(*assignee, 400)
+    assert fields is not None and fields["required"] == ["fields"]
+    assert fields["properties"]["fields"]["additionalProperties"] == {"type": "string"}
+    owner = details(*assignee, 409)
+    assert owner is not None and owner["properties"]["assigneeId"]["nullable"] is True
+    assert "`assignment_conflict`" in owner["description"]
+    retry = details("/api/chat/messages", "post", 429)
+    assert retry is not None and retry["properties"]["retryAfter"]["type"] == "integer"
+    assert details(*assignee, 401) is None

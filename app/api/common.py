@@ -17,7 +17,15 @@ from app import contract
 from app.auth import Principal
 from app.context import Services
 from app.contract import Shape
-from app.errors import CODES, ErrorBody, InvalidBody, InvalidJson, InvalidToken, Unauthorized
+from app.errors import (
+    CODES,
+    ERRORS,
+    ErrorBody,
+    InvalidBody,
+    InvalidJson,
+    InvalidToken,
+    Unauthorized,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,10 +149,21 @@ def _respond(
 
 
 def error_schema(status: int) -> dict[str, Any]:
-    """The error body, its `code` one of those app/errors.py defines for `status`."""
-    schema = contract.schema(ErrorBody)
-    code = {**schema["properties"]["code"], "enum": CODES[status]}
-    return {**schema, "properties": {**schema["properties"], "code": code}}
+    """The error body, its `code` one of those app/errors.py defines for `status`, and its
+    `details` the shape the error classes of that status declare (none: no `details`)."""
+    carrying = [code for code in CODES[status] if ERRORS[code].details_shape is not None]
+    shapes = {ERRORS[code].details_shape for code in carrying}
+    assert len(shapes) <= 1, f"{status}: one details shape per status, not {shapes}"
+    generic: Any = ErrorBody
+    schema = contract.schema(generic[shapes.pop()] if shapes else ErrorBody)
+    properties = dict(schema["properties"])
+    properties["code"] = {**properties["code"], "enum": CODES[status]}
+    if carrying:
+        with_codes = ", ".join(f"`{code}`" for code in carrying)
+        properties["details"] = {**properties["details"], "description": f"With {with_codes}"}
+    else:
+        del properties["details"]
+    return {**schema, "properties": properties}
 
 
 def _schema_of(shape: Any) -> dict[str, Any]:

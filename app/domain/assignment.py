@@ -126,12 +126,6 @@ async def _locked_owner(session_id: uuid.UUID) -> uuid.UUID | None:
     return _uuid_or_none(row["assignee_id"])
 
 
-def _conflict(current: uuid.UUID | None) -> AssignmentConflict:
-    return AssignmentConflict(
-        details={"assigneeId": None if current is None else str(current)},
-    )
-
-
 async def _check_assignee(assignee_id: uuid.UUID) -> None:
     row = await db.fetch_one(
         "SELECT id FROM admin WHERE id = {} AND deactivated_at IS NULL AND password <> ''",
@@ -140,7 +134,7 @@ async def _check_assignee(assignee_id: uuid.UUID) -> None:
     if row is None:
         raise BadRequest(
             "assigneeId is not an active team member",
-            details={"fields": {"assigneeId": "is not an active team member"}},
+            fields={"assigneeId": "is not an active team member"},
         )
 
 
@@ -185,10 +179,10 @@ async def _change(
     async with db.transaction():
         current = await _locked_owner(session_id)
         if expected is not ANY and current != expected:
-            raise _conflict(current)
+            raise AssignmentConflict(current)
         if current == assignee_id:
             if reason == "claim":
-                raise _conflict(current)
+                raise AssignmentConflict(current)
             raise _Unchanged
         change = await change_owner(
             session_id, assignee_id, current, reason, principal.subject, now

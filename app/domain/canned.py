@@ -42,7 +42,7 @@ def check_short_code(value: str) -> str:
     if not SHORT_CODE.fullmatch(code):
         raise BadRequest(
             "shortCode is 1-50 characters: a-z, 0-9, - and _",
-            details={"fields": {"shortCode": "invalid short code"}},
+            fields={"shortCode": "invalid short code"},
         )
     return code
 
@@ -54,7 +54,7 @@ def check_placeholders(content: str) -> None:
         raise BadRequest(
             f"unknown placeholder {{{{{unknown[0]}}}}}; known: "
             + ", ".join(f"{{{{{k}}}}}" for k in PLACEHOLDERS),
-            details={"fields": {"content": "unknown placeholder"}},
+            fields={"content": "unknown placeholder"},
         )
 
 

@@ -26,20 +26,20 @@ LABEL = re.compile(r"[a-z0-9][a-z0-9_.:-]*")
 def normalise(raw: Any) -> list[str]:
     """A set of labels from a request: trimmed, lower-cased, deduplicated, sorted."""
     if not isinstance(raw, list):
-        raise BadRequest("labels must be a list", details={"fields": {"labels": "must be a list"}})
+        raise BadRequest("labels must be a list", fields={"labels": "must be a list"})
     out: set[str] = set()
     for item in raw:
         label = item.strip().lower() if isinstance(item, str) else None
         if label is None or not (0 < len(label) <= MAX_LABEL) or not LABEL.fullmatch(label):
             raise BadRequest(
                 f"each label is 1-{MAX_LABEL} characters: a-z, 0-9, and - _ : . inside",
-                details={"fields": {"labels": "invalid label"}},
+                fields={"labels": "invalid label"},
             )
         out.add(label)
     if len(out) > MAX_LABELS:
         raise BadRequest(
             f"at most {MAX_LABELS} labels",
-            details={"fields": {"labels": f"at most {MAX_LABELS}"}},
+            fields={"labels": f"at most {MAX_LABELS}"},
         )
     return sorted(out)
 

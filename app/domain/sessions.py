@@ -212,7 +212,7 @@ def _assignee_filter(value: str | None) -> str | uuid.UUID:
     if member is None:
         raise BadRequest(
             "assignee must be me, unassigned, all or a member's id",
-            details={"fields": {"assignee": "must be me, unassigned, all or a UUID"}},
+            fields={"assignee": "must be me, unassigned, all or a UUID"},
         )
     return member
 
@@ -347,5 +347,5 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         return at, uuid.UUID(sid)
     except (ValueError, OverflowError, OSError):
         raise BadRequest(
-            "before is not a valid cursor", details={"fields": {"before": "invalid cursor"}}
+            "before is not a valid cursor", fields={"before": "invalid cursor"}
         ) from None
