@@ -200,6 +200,7 @@ def _stop_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
         stop = app.ctx.stop if hasattr(app.ctx, "stop") else stopping.Stop()
         if not await stop.step("database pool", db.stop(), 2, db.pool_usage):
             db.terminate()
+        await stop.step("rate-limit counts", services.limiter.close(), 1, lambda: "Redis")
         await stop.step("state store", services.state.close(), 1, lambda: "Redis")
         await stop.step("revocation listener", services.revocations.close(), 1, lambda: "Redis")
         metrics.worker_stopped()

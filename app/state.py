@@ -29,6 +29,11 @@ class State(Protocol):
         frees, rounded up)."""
         ...
 
+    async def hit_many(self, counts: dict[str, int], window: int) -> dict[str, tuple[int, float]]:
+        """Add `counts[key]` events to each key's window in one round trip; returns each
+        key's (count, seconds until its window frees)."""
+        ...
+
     async def refund(self, key: str) -> None:
         """Take back one counted event (a login that turned out right), if still counted."""
         ...
@@ -94,16 +99,22 @@ if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return due
 """
 
-# Count and window in one command: it runs on every message sent (MULTI/INCR/EXPIRE/TTL/
-# EXEC cost five commands' worth of client CPU).
-HIT = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  ttl = tonumber(ARGV[1]) * 1000
-  redis.call('PEXPIRE', KEYS[1], ttl)
+# Counts and windows of many keys in one command: KEYS are the counters, ARGV the window
+# (seconds) and then each key's increment; returns {count, milliseconds left} per key. A
+# single hit is the same call with one key: it runs on every login and, settled in
+# batches (app/ratelimit.py), for the message counters of a whole interval.
+HIT_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCRBY', key, ARGV[i + 1])
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    ttl = tonumber(ARGV[1]) * 1000
+    redis.call('PEXPIRE', key, ttl)
+  end
+  out[i] = {count, ttl}
 end
-return {count, ttl}
+return out
 """
 
 # Never below zero, never resurrecting an expired window.
@@ -174,15 +185,26 @@ class RedisState:
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self._take_due = self.redis.register_script(TAKE_DUE)
-        self._hit = self.redis.register_script(HIT)
+        self._hit_many = self.redis.register_script(HIT_MANY)
         self._refund = self.redis.register_script(REFUND)
         self._mark_many = self.redis.register_script(MARK_MANY)
         self._count_live = self.redis.register_script(COUNT_LIVE)
 
-    @_unavailable_as_state_error
     async def hit(self, key: str, window: int) -> tuple[int, int]:
-        count, millis = await self._hit(keys=[self.prefix + key], args=[window])
-        return int(count), max(math.ceil(int(millis) / 1000), 1)
+        count, left = (await self.hit_many({key: 1}, window))[key]
+        return count, max(math.ceil(left), 1)
+
+    @_unavailable_as_state_error
+    async def hit_many(self, counts: dict[str, int], window: int) -> dict[str, tuple[int, float]]:
+        if not counts:
+            return {}
+        replies = await self._hit_many(
+            keys=[self.prefix + k for k in counts], args=[window, *counts.values()]
+        )
+        return {
+            key: (int(count), int(millis) / 1000)
+            for key, (count, millis) in zip(counts, replies, strict=True)
+        }
 
     @_unavailable_as_state_error
     async def refund(self, key: str) -> None:
@@ -300,15 +322,19 @@ class MemoryState:
         return item[0]
 
     async def hit(self, key: str, window: int) -> tuple[int, int]:
+        count, left = self._add(key, 1, window)
+        return count, max(math.ceil(left), 1)
+
+    async def hit_many(self, counts: dict[str, int], window: int) -> dict[str, tuple[int, float]]:
+        return {key: self._add(key, n, window) for key, n in counts.items()}
+
+    def _add(self, key: str, n: int, window: int) -> tuple[int, float]:
         now = time.monotonic()
         current = self._live(key)
-        if current is None:
-            self._values[key] = ("1", now + window)
-            return 1, window
-        count = int(current) + 1
-        expires = self._values[key][1]
+        expires = now + window if current is None else self._values[key][1]
+        count = int(current or 0) + n
         self._values[key] = (str(count), expires)
-        return count, max(math.ceil(expires - now), 1)
+        return count, expires - now
 
     async def refund(self, key: str) -> None:
         current = self._live(key)

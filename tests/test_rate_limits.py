@@ -229,3 +229,30 @@ async def test_without_trusted_proxies_a_forwarded_for_header_is_ignored(client:
     c = await client("127.0.0.2")
     statuses = [await create_as(c, f"198.51.100.{i}") for i in range(4)]
     assert statuses == [201, 201, 201, 429]
+
+
+async def test_a_burst_of_messages_through_two_servers_stops_within_the_stated_bound(
+    client: Client, db
+):
+    # RATE_MESSAGES = 5 on each of W = 2 servers: at most (W - 1) x 5 // 2 over the limit
+    # (README, Security); every message past it answered 429 with its Retry-After.
+    a, b = await client("127.0.0.2", server=0), await client("127.0.0.3", server=1)
+    session = (await a.post("/api/sessions", json={"userId": "burst"})).json()
+    senders = [a, b] * 10
+    await asyncio.gather(*(c.get("/health") for c in senders))
+    answers = await asyncio.gather(
+        *(
+            c.post(
+                "/api/chat/messages",
+                json={"sessionId": session["id"], "content": f"spam {i}"},
+                headers=bearer(session["customerToken"]),
+            )
+            for i, c in enumerate(senders)
+        )
+    )
+    created = [r for r in answers if r.status_code == 201]
+    assert 5 <= len(created) <= 5 + 5 // 2
+    for r in answers:
+        if r.status_code != 201:
+            assert_limited(r)
+    assert await db.fetchval("SELECT count(*) FROM message") == len(created)

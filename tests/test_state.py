@@ -20,6 +20,27 @@ async def test_a_burst_wider_than_the_pool_waits_for_connections_instead_of_fail
     assert sorted(count for count, _ in counts) == list(range(1, REDIS_POOL_SIZE * 5 + 1))
 
 
+async def test_many_counters_are_counted_in_one_call_each_in_its_own_window():
+    state = RedisState(REDIS_TEST_URL, REDIS_NAMESPACE)
+    try:
+        await state.hit("many:a", 60)
+        counts = await state.hit_many({"many:a": 2, "many:b": 5}, 60)
+        assert {k: c for k, (c, _) in counts.items()} == {"many:a": 3, "many:b": 5}
+        assert all(59 < left <= 60 for _, left in counts.values())
+        assert await state.hit("many:b", 60) == (6, 60)
+    finally:
+        await state.delete("many:a", "many:b")
+        await state.close()
+
+
+async def test_the_in_process_store_counts_many_the_same_way():
+    state = MemoryState()
+    await state.hit("many:a", 60)
+    counts = await state.hit_many({"many:a": 2, "many:b": 5}, 60)
+    assert {k: c for k, (c, _) in counts.items()} == {"many:a": 3, "many:b": 5}
+    assert await state.hit("many:b", 60) == (6, 60)
+
+
 async def test_a_batched_heartbeat_keeps_every_member_live_and_due_later():
     state = RedisState(REDIS_TEST_URL, REDIS_NAMESPACE)
     try:
@@ -68,6 +89,7 @@ async def test_the_in_process_store_counts_live_members_the_same_way():
 # have to know about.
 STORE_CALLS = {
     "hit": ("k", 60),
+    "hit_many": ({"k": 2}, 60),
     "refund": ("k",),
     "put": ("k", "v", 60),
     "swap": ("k", "v", 60),
