@@ -49,7 +49,7 @@ async def admitted(limiter: RateLimiter, key: str, limit: int) -> int | None:
     try:
         await limiter.hit("messages", key, limit)
     except RateLimited as exc:
-        return int((exc.details or {})["retryAfter"])
+        return int(exc.headers["Retry-After"])
     return None
 
 
