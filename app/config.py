@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
+from app.models import JOIN_PAGE_MAX
+
 # The old published default: a server still configured with it signs nothing with it.
 DEFAULT_JWT_SECRET = "change-me"
 # ENV accepts these only: a typo such as `prod` must not quietly mean "development".
@@ -196,7 +198,7 @@ class Settings:
     join_page_chars: int = _setting(
         128 * 1024,
         "Characters of message content one join_session ack carries at most (past it "
-        "`hasMore`: page on with REST); 500 messages is the other bound.",
+        f"`hasMore`: page on with REST); {JOIN_PAGE_MAX} messages is the other bound.",
         between=(1, MANY),
     )
     log_format: str = _setting(

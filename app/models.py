@@ -45,6 +45,8 @@ MAX_DEVICE = 200
 SEQ_MAX = 2**31 - 1
 HISTORY_PAGE = 100
 HISTORY_PAGE_MAX = 500
+# Messages (and notes) one join_session ack carries at most; past it `hasMore`.
+JOIN_PAGE_MAX = 500
 INBOX_PAGE = 50
 INBOX_PAGE_MAX = 100
 
@@ -657,7 +659,8 @@ class Readiness(Out):
 
 MAX_LABELS = 20
 MAX_LABEL = 50
-MAX_SHORT_CODE = 51
+# A short code as stored; typed, it may carry a leading `/` (one more character).
+MAX_SHORT_CODE = 50
 MAX_QUERY = 200
 NOTE_PAGE = 100
 CANNED_PAGE = 20
@@ -713,7 +716,8 @@ class LabelsChange(Shape):
         list[Label],
         Meta(
             max_length=MAX_LABELS,
-            description="The whole set (replaced): 1-50 characters of a-z, 0-9 and - _ : .",
+            description=f"The whole set (replaced): 1-{MAX_LABEL} characters of a-z, 0-9 "
+            "and - _ : .",
         ),
     ]
 
@@ -740,10 +744,11 @@ class CannedQuery(Shape):
     )
 
 
+ShortCode = Annotated[str, Meta(max_length=MAX_SHORT_CODE + 1)]
+
+
 class NewCanned(Shape):
-    shortCode: Annotated[
-        str, Meta(max_length=MAX_SHORT_CODE, description="Picked by typing `/<shortCode>`")
-    ]
+    shortCode: Annotated[ShortCode, Meta(description="Picked by typing `/<shortCode>`")]
     content: Content
     title: Name | None = None
 
@@ -751,7 +756,7 @@ class NewCanned(Shape):
 class CannedChange(Shape):
     json_schema_extra: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
-    shortCode: Annotated[str, Meta(max_length=MAX_SHORT_CODE)] | None = None
+    shortCode: ShortCode | None = None
     title: Name | None = None
     content: Content | None = None
 

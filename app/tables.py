@@ -21,6 +21,7 @@ from app.models import (
     MAX_EMAIL,
     MAX_LABEL,
     MAX_NAME,
+    MAX_SHORT_CODE,
     MAX_USER_ID,
 )
 
@@ -151,7 +152,7 @@ class CannedResponse(Table, tablename="canned_response"):
     """A reusable reply: `{{customer.name}}`-style placeholders are filled per session."""
 
     id = UUID(primary_key=True)
-    short_code = Varchar(length=50, unique=True)
+    short_code = Varchar(length=MAX_SHORT_CODE, unique=True)
     title = Varchar(length=MAX_NAME, null=True, default=None)
     content = Text()
     created_by = UUID(null=True, default=None)

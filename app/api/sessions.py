@@ -61,7 +61,8 @@ async def list_sessions(request: Request) -> HTTPResponse:
     errors=(400, 413, 429, 503),
     description="Answers the session plus `customerToken`, which may read and write this "
     "session only. Idempotent for a widget that retries: with the same `userId` and "
-    "`clientSessionId` (a random string the widget keeps, 16–100 characters), or with the "
+    "`clientSessionId` (a random string the widget keeps, "
+    f"{models.MIN_CLIENT_SESSION_ID}–{models.MAX_CLIENT_SESSION_ID} characters), or with the "
     "session's own customer token as `Authorization: Bearer`, an active session is answered "
     "again (200, fresh token) instead of a new one (201).",
 )

@@ -16,10 +16,10 @@ from app.auth import Principal, require_admin
 from app.context import Services
 from app.domain import sessions
 from app.errors import BadRequest, NotFound, ShortCodeTaken
-from app.models import Canned
+from app.models import MAX_SHORT_CODE, Canned
 
 COLUMNS = "id, short_code, title, content, created_by, created_at, updated_at"
-SHORT_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
+SHORT_CODE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_SHORT_CODE - 1}}}")
 PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_.]+)\s*\}\}")
 
 
@@ -41,7 +41,7 @@ def check_short_code(value: str) -> str:
     code = value.strip().lstrip("/").lower()
     if not SHORT_CODE.fullmatch(code):
         raise BadRequest(
-            "shortCode is 1-50 characters: a-z, 0-9, - and _",
+            f"shortCode is 1-{MAX_SHORT_CODE} characters: a-z, 0-9, - and _",
             fields={"shortCode": "invalid short code"},
         )
     return code

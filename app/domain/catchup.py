@@ -7,11 +7,9 @@ import uuid
 from app.auth import Principal, require_session_access
 from app.context import Services
 from app.domain import messages, notes, presence, routing
-from app.models import Joined, Message, Typing
+from app.models import JOIN_PAGE_MAX, Joined, Message, Typing
 from app.outage import REDIS
 from app.state import StateUnavailable
-
-CATCHUP_LIMIT = 500
 
 
 async def join(
@@ -36,12 +34,12 @@ async def join(
             ctx,
             principal,
             session_id,
-            limit=CATCHUP_LIMIT,
+            limit=JOIN_PAGE_MAX,
             after=after,
             max_chars=ctx.settings.join_page_chars,
         )
     private, more_private = await notes.for_join(
-        require_session_access(principal, session_id), session_id, notes_after, CATCHUP_LIMIT
+        require_session_access(principal, session_id), session_id, notes_after, JOIN_PAGE_MAX
     )
     try:
         typing = await presence.typing_now(ctx, session_id)
