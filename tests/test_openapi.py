@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
+import schemathesis
+from schemathesis.core.failures import FailureGroup
+from schemathesis.core.transport import Response
+
+from tests.test_fuzz_rest import CONFORMANCE
 
 # (method, path) → (needs a body, query parameters, error statuses it must document)
 CONTRACT: dict[tuple[str, str], tuple[bool, set[str], set[int]]] = {
@@ -158,3 +165,47 @@ async def test_error_responses_describe_the_details_their_codes_carry(spec):
     retry = details("/api/chat/messages", "post", 429)
     assert retry is not None and retry["properties"]["retryAfter"]["type"] == "integer"
     assert details(*assignee, 401) is None
+
+
+async def test_the_fuzzers_checks_flag_an_answer_that_drifted_from_the_document(spec, api, make):
+    """The checks tests/test_fuzz_rest.py runs on every answer are live: a real answer
+    passes them, and the same answer with one field drifted (renamed, or an error's
+    `details` reshaped) is flagged."""
+    schema = schemathesis.openapi.from_dict(spec)
+    me = schema["/api/auth/me"]["GET"].Case()
+    token = await make.admin_token()
+    answer = await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    me.validate_response(answer, checks=CONFORMANCE)
+
+    drifted = dict(answer.json())
+    drifted["full_name"] = drifted.pop("fullName")
+    assert '"fullName" is a required property' in _violations(me, _with_body(answer, drifted))
+
+    send = schema["/api/chat/messages"]["POST"].Case(body={})
+    refused = await api.post(
+        "/api/chat/messages", json={"content": ""}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert refused.status_code == 400 and "fields" in refused.json()["details"]
+    send.validate_response(refused, checks=CONFORMANCE)
+    reshaped = {**refused.json(), "details": {"field": refused.json()["details"]["fields"]}}
+    flagged = _violations(send, _with_body(refused, reshaped))
+    assert flagged.startswith('Response violates schema\n\n{"field":')
+
+
+def _violations(case: Any, answer: Response) -> str:
+    with pytest.raises(FailureGroup) as caught:
+        case.validate_response(answer, checks=CONFORMANCE)
+    return "\n".join(str(failure) for failure in caught.value.exceptions)
+
+
+def _with_body(answer: httpx.Response, body: Any) -> Response:
+    """The same answer (status, headers, request) with another JSON body."""
+    real = Response.from_any(answer)
+    return Response(
+        real.status_code,
+        real.headers,
+        json.dumps(body).encode(),
+        real.request,
+        real.elapsed,
+        verify=True,
+    )
