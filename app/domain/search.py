@@ -50,6 +50,8 @@ SESSION_FIELDS = (
     "last_activity_at",
     "assignee_id",
 )
+# The customer's searchable text; on PostgreSQL the session_who table holds it (migration
+# 10:30:00), maintained by a trigger from this same expression.
 WHO = "(s.user_id || ' ' || coalesce(s.user_name, '') || ' ' || coalesce(s.user_email, ''))"
 
 
@@ -188,9 +190,13 @@ def session_query(
     before: tuple[dt.datetime, uuid.UUID] | None,
     postgres: bool = True,
 ) -> tuple[str, list[object]]:
-    """Sessions whose customer (id, name, email) contains the text, newest activity first."""
+    """Sessions whose customer (id, name, email) contains the text, newest activity first.
+
+    PostgreSQL matches `session_who.who`, the same text kept off chat_session (whose
+    every message UPDATE would re-index it) by a trigger; SQLite scans WHO itself.
+    """
     args: list[object] = [like_pattern(text)]
-    where = [f"{WHO} {'ILIKE' if postgres else 'LIKE'} {{}} ESCAPE '\\'"]
+    where = ["w.who ILIKE {} ESCAPE '\\'" if postgres else f"{WHO} LIKE {{}} ESCAPE '\\'"]
     if filters.status is not None:
         where.append("s.status = {}")
         args.append(filters.status)
@@ -207,8 +213,11 @@ def session_query(
     if before is not None:
         where.append("(s.last_activity_at < {} OR (s.last_activity_at = {} AND s.id < {}))")
         args += [before[0], before[0], before[1]]
+    source = (
+        "session_who w JOIN chat_session s ON s.id = w.session_id" if postgres else "chat_session s"
+    )
     sql = (
-        "SELECT s.id FROM chat_session s WHERE "
+        f"SELECT s.id FROM {source} WHERE "
         + " AND ".join(where)
         + " ORDER BY s.last_activity_at DESC, s.id DESC LIMIT {}"
     )
