@@ -4,8 +4,8 @@ INSERT, on PostgreSQL, counted rather than timed.
 Builds one template database per configuration (the migrated schema, `--base`
 messages already stored, the search objects of that configuration only), then, in
 alternated rounds, copies a template, sends `--inserts` messages with the hot path's
-own statement (`app.domain.messages._INSERT_NUMBERED`, one row per statement, or
-`--batch` rows per statement in one UPDATE … RETURNING + INSERT) over `--connections`
+own statements (`app.domain.message_writer.INSERT_ONE`, one row per statement, or
+`INSERT_BATCH` with `--batch` rows, as the group commit sends them) over `--connections`
 connections, merges what the GIN indexes left in their pending lists (the same
 backend does it, so that deferred work is counted too), and reads:
 
@@ -35,8 +35,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.domain.messages import _INSERT_NUMBERED
-from app.domain.sessions import MESSAGE_COLUMNS
+from app.domain.message_writer import INSERT_BATCH, INSERT_ONE
 from bench import stack
 from piccolo_migrations import helpline_2026_11_27t10_30_00_000000 as who_migration
 
@@ -115,18 +114,8 @@ def numbered(sql: str) -> str:
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
-ONE = numbered(_INSERT_NUMBERED)
-# Several messages (one per session) in one statement, as a group commit would send them.
-BATCH = (
-    "WITH b AS (SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::varchar[])"
-    " AS b(sid, mid, content, cmid)),"
-    " s AS (UPDATE chat_session c SET last_seq = c.last_seq + 1, last_activity_at = $1,"
-    " updated_at = $1 FROM b WHERE c.id = b.sid AND c.status = 'active'"
-    " RETURNING c.id, c.last_seq, c.user_id)"
-    f" INSERT INTO message ({MESSAGE_COLUMNS})"
-    " SELECT b.mid, s.id, s.last_seq, 'user', s.user_id, b.content, false, b.cmid, $1, NULL"
-    f" FROM s JOIN b ON b.sid = s.id RETURNING {MESSAGE_COLUMNS}"
-)
+ONE = numbered(INSERT_ONE)
+BATCH = numbered(INSERT_BATCH)
 
 
 def content_of(kind: str, n: int) -> str:
@@ -271,11 +260,16 @@ async def send(conn: asyncpg.Connection, sessions: Sequence[uuid.UUID], n: int, 
         mids = [uuid.uuid4() for _ in range(k)]
         await conn.fetch(
             BATCH,
-            now,
-            sids,
             mids,
+            sids,
+            ["user"] * k,
+            [None] * k,
             [content_of(args.content, i + j) for j in range(k)],
             [m.hex for m in mids],
+            [None] * k,
+            now,
+            now,
+            now,
         )
         i += k
 
