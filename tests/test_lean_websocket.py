@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -230,3 +230,38 @@ def test_received_packets_parse_as_python_engineio_parses_them(text: str):
         theirs.data,
         theirs.binary,
     )
+
+
+class FailingTransport:
+    """A transport whose write raises, as uvloop's does once its handle is closed."""
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation: the handler is closed")
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_one_websocket_whose_write_fails_does_not_hold_back_the_others():
+    rig = Rig()
+    try:
+        peer = Recorder()
+        failing = await rig.websocket(Recorder(), "failing")
+        healthy = await rig.websocket(peer, "healthy")
+        real = failing.transport
+        failing.transport = cast(asyncio.Transport, FailingTransport())
+        failing.socket.write(packet.Packet(packet.MESSAGE, "lost"))
+        healthy.socket.write(packet.Packet(packet.MESSAGE, "first"))
+        await asyncio.sleep(0)
+        # The next turn's frames are flushed too: nothing was left marked as pending.
+        failing.transport = real
+        failing.socket.write(packet.Packet(packet.MESSAGE, "again"))
+        healthy.socket.write(packet.Packet(packet.MESSAGE, "second"))
+        await asyncio.sleep(0)
+        assert failing.out is None and healthy.out is None
+        assert await peer.frames(2) == [(TEXT, b"4first"), (TEXT, b"4second")]
+    finally:
+        await rig.close()

@@ -83,7 +83,10 @@ class Outbox:
     def flush(self) -> None:
         pending, self.pending = self.pending, []
         for ws in pending:
-            ws.flush()
+            try:
+                ws.flush()
+            except Exception as exc:  # one transport's failure is not the others'
+                log.debug("websocket flush failed: %r", exc)
 
 
 OUTBOX = Outbox()
@@ -185,8 +188,8 @@ class WebSocketConnection(asyncio.Protocol):
         """Hand the frames written this turn to the transport, in one write."""
         out, self.out, self.out_bytes = self.out, None, 0
         transport = self.transport
-        if not out or transport is None:
-            return
+        if not out or transport is None or transport.is_closing():
+            return  # aborted by the guards: nothing more is sent on it
         data = out[0] if len(out) == 1 else b"".join(out)
         transport.write(data)
         self.written += len(data)
