@@ -18,9 +18,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.broadcast import ADMINS_ROOM
 from app.config import Settings
 from app.realtime import testpoints
-from app.realtime.manager import room_channel
+from app.realtime.manager import RoomChannelManager, room_channel
 from app.realtime.server import channel_name
 from tests.faults import PrivateRedis
 from tests.sockets import Client, matching
@@ -242,3 +243,32 @@ async def test_after_a_redis_restart_clients_are_told_to_rejoin_and_catch_up(pai
         finally:
             await customer.close()
             await staff.close()
+
+
+async def test_emits_made_together_share_one_publish_round_trip_in_order(
+    private_redis: PrivateRedis, bus: aioredis.Redis
+):
+    manager = RoomChannelManager(private_redis.url, "batch-test")
+    rooms = ["session:batch", ADMINS_ROOM]
+    listener = bus.pubsub()
+    await listener.subscribe(*(room_channel("batch-test", r) for r in rooms))
+    try:
+        await asyncio.gather(
+            *(manager.emit("new_message", {"n": n}, "/", room=rooms) for n in range(50))
+        )
+        # 50 emits to two rooms: 100 PUBLISHes, in one pipeline (two if the first emit's
+        # went out before the others were queued).
+        assert manager.counters.published == 100
+        assert manager.counters.pipelines <= 2
+        heard: dict[str, list[int]] = {}
+        deadline = time.monotonic() + 10
+        while sum(map(len, heard.values())) < 100 and time.monotonic() < deadline:
+            message = await listener.get_message(timeout=1)
+            if message is None or message["type"] != "message":
+                continue
+            body = orjson.loads(message["data"].partition(b"\n")[2])
+            heard.setdefault(message["channel"].decode(), []).append(body[1]["n"])
+        assert list(heard.values()) == [list(range(50))] * 2
+    finally:
+        await listener.aclose()
+        await manager._redis.aclose()

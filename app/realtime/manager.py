@@ -14,6 +14,11 @@ Here a worker SUBSCRIBEs to the channel of every named room one of its sockets i
   Socket.IO event's JSON array as the client will read it. A receiving worker reads the
   header (who for), and sends the body to its sockets as it came, never decoded and
   encoded again.
+- Publishes batched: emits made while a publish is in flight (or in the same loop tick)
+  leave together in the next pipeline, one pipeline at a time, so each channel's
+  messages keep their order, a burst costs a few round trips rather than one each, and a
+  backlog never opens more connections than one (it used to open one per emit under way
+  and fail with "Too many connections" past redis-py's 100).
 - No gap on join: `enter_room` returns once Redis confirmed the room's subscription, so a
   history read after it cannot miss a message published in between.
 - Redis lost: the listener reconnects, subscribes again to every room in the local room
@@ -84,6 +89,7 @@ class Counters:
     decoded: int = 0  # control bodies decoded (an emit's body is forwarded as it is)
     delivered: int = 0  # emits from other workers sent to at least one local socket
     published: int = 0  # PUBLISH commands sent
+    pipelines: int = 0  # round trips they took
     resubscribed: int = 0  # times the room table was subscribed again after a loss
 
     def as_dict(self) -> dict[str, int]:
@@ -120,6 +126,10 @@ class RoomChannelManager(AdmitAfterConnect):
         self._left: dict[str, str] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._listener: Any = None
+        # Frames waiting for the next pipeline, and what their emitters wait on.
+        self._outbox: list[tuple[str, bytes]] = []
+        self._outbox_sent: asyncio.Future[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
     # -- python-socketio's manager interface -------------------------------------------
 
@@ -201,7 +211,7 @@ class RoomChannelManager(AdmitAfterConnect):
     async def _publish_to(
         self, namespace: str, room: Any, skip: Any, method: str, body: bytes
     ) -> None:
-        """One message per channel concerned, in one round trip."""
+        """One message per channel concerned, queued for the next pipeline."""
         rooms = None if room is None else [room] if isinstance(room, str) else list(room)
         by_channel: dict[str, list[int]] = {}
         if rooms is None:
@@ -225,6 +235,33 @@ class RoomChannelManager(AdmitAfterConnect):
             )
             for channel, indices in by_channel.items()
         ]
+        await self._send(frames)
+
+    async def _send(self, frames: list[tuple[str, bytes]]) -> None:
+        """Queue frames for the next pipeline and wait until it went out. Emits made while
+        a pipeline is in flight (or in the same loop tick) share the next one: under load
+        many messages' publishes cost one round trip. One pipeline at a time, in queue
+        order, so every channel's messages leave in the order they were emitted."""
+        if self._outbox_sent is None:
+            self._outbox_sent = asyncio.get_running_loop().create_future()
+        sent = self._outbox_sent
+        self._outbox.extend(frames)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_queued())
+        # Shielded: an emitting task cancelled meanwhile must not cancel the others' wait.
+        await asyncio.shield(sent)
+
+    async def _publish_queued(self) -> None:
+        while self._outbox:
+            frames, self._outbox = self._outbox, []
+            sent, self._outbox_sent = self._outbox_sent, None
+            try:
+                await self._publish_frames(frames)
+            finally:
+                if sent is not None and not sent.done():
+                    sent.set_result(None)
+
+    async def _publish_frames(self, frames: list[tuple[str, bytes]]) -> None:
         for attempt in (1, 2):
             try:
                 if len(frames) == 1:
@@ -235,10 +272,11 @@ class RoomChannelManager(AdmitAfterConnect):
                             pipe.publish(channel, frame)
                         await pipe.execute()
                 self.counters.published += len(frames)
+                self.counters.pipelines += 1
                 return
             except (aioredis.RedisError, OSError) as exc:
                 if attempt == 2:
-                    # Other workers miss this one live; their clients re-join with `after`
+                    # Other workers miss these live; their clients re-join with `after`
                     # once the listener has Redis back.
                     REDIS.failed("Socket.IO publish, not sent to other workers", exc)
 
