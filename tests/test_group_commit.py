@@ -397,3 +397,33 @@ async def test_a_message_postgresql_refuses_fails_alone_and_takes_no_seq(engine,
     assert [o[1] for o in outcomes if not isinstance(o, BaseException)] == [True] * 3
     assert await seqs(db, one) == [(1, "a1"), (2, "a2")]
     assert await seqs(db, two) == [(1, "b1")]
+
+
+async def test_a_large_batch_keeps_every_rule_of_a_small_one(engine, db):
+    """Past SMALL_BATCH drafts the batch is spelled another way (for the plan cache)."""
+    sessions = [await new_session(db) for _ in range(3)]
+    closed = await new_session(db, "closed")
+    writer = MessageWriter()
+    known, _ = await writer.store(customer(sessions[0], "known", "c-known"))
+    assert known is not None
+    drafts = [
+        customer(sessions[n % 3], f"m{n}", f"c{n}") for n in range(message_writer.SMALL_BATCH * 5)
+    ]
+    drafts[7] = customer(sessions[0], "retry", "c-known")
+    drafts[9] = customer(closed, "refused")
+    drafts[11] = customer(sessions[2], "twice", "c2")  # the id of drafts[2], same session
+    stored = await asyncio.gather(*(writer.store(d) for d in drafts))
+    retry, created = stored[7]
+    assert retry is not None and retry["id"] == known["id"] and created is False
+    assert stored[9] == (None, True)
+    assert stored[11][0] == stored[2][0] and stored[11][1] is False
+    fresh = [n for n in range(len(drafts)) if n not in (7, 9, 11)]
+    assert all(stored[n][1] for n in fresh)
+    for session in sessions:
+        mine = [stored[n][0] for n in fresh if drafts[n].session_id == session]
+        first = 2 if session == sessions[0] else 1
+        assert [r and r["seq"] for r in mine] == list(range(first, first + len(mine)))
+        assert (
+            await db.fetchval("SELECT last_seq FROM chat_session WHERE id = $1", session)
+            == first + len(mine) - 1
+        )
