@@ -5,7 +5,7 @@ Builds one template database per configuration (the migrated schema, `--base`
 messages already stored, the search objects of that configuration only), then, in
 alternated rounds, copies a template, sends `--inserts` messages with the hot path's
 own statements (`app.domain.message_writer.INSERT_ONE`, one row per statement, or
-`INSERT_BATCH` with `--batch` rows, as the group commit sends them) over `--connections`
+`batch_statement(k)` with `--batch` rows, as the group commit sends them) over `--connections`
 connections, merges what the GIN indexes left in their pending lists (the same
 backend does it, so that deferred work is counted too), and reads:
 
@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.domain.message_writer import INSERT_BATCH, INSERT_ONE
+from app.domain.message_writer import INSERT_ONE, batch_statement
 from bench import stack
 from piccolo_migrations import helpline_2026_11_27t10_30_00_000000 as who_migration
 
@@ -115,7 +115,6 @@ def numbered(sql: str) -> str:
 
 
 ONE = numbered(INSERT_ONE)
-BATCH = numbered(INSERT_BATCH)
 
 
 def content_of(kind: str, n: int) -> str:
@@ -259,7 +258,7 @@ async def send(conn: asyncpg.Connection, sessions: Sequence[uuid.UUID], n: int, 
         sids = [sessions[(i + j) % len(sessions)] for j in range(k)]
         mids = [uuid.uuid4() for _ in range(k)]
         await conn.fetch(
-            BATCH,
+            numbered(batch_statement(k)),
             mids,
             sids,
             ["user"] * k,
@@ -267,6 +266,7 @@ async def send(conn: asyncpg.Connection, sessions: Sequence[uuid.UUID], n: int, 
             [content_of(args.content, i + j) for j in range(k)],
             [m.hex for m in mids],
             [None] * k,
+            k,
             now,
             now,
             now,

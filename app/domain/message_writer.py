@@ -151,11 +151,18 @@ async def insert_one(draft: Draft, now: dt.datetime) -> Row | None:
     )
 
 
+def batch_statement(size: int) -> str:
+    """The statement storing `size` drafts. Its arguments: the drafts' ids, session ids,
+    sender types, admin ids, contents, clientMessageIds and sender names (seven arrays),
+    `size`, then the time three times."""
+    return INSERT_SMALL_BATCH if size <= SMALL_BATCH else INSERT_LARGE_BATCH
+
+
 async def insert_batch(drafts: list[Draft], now: dt.datetime) -> list[Stored]:
     """Distinct drafts (no two the same send) stored by one statement; each one's row and
     whether it is new, in the drafts' order."""
     rows = await db.fetch_direct(
-        INSERT_SMALL_BATCH if len(drafts) <= SMALL_BATCH else INSERT_LARGE_BATCH,
+        batch_statement(len(drafts)),
         [d.id for d in drafts],
         [d.session_id for d in drafts],
         [d.sender_type for d in drafts],
