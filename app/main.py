@@ -10,23 +10,10 @@ from piccolo.engine.base import Engine
 from sanic import Sanic
 
 from app import db, hooks, logs, metrics, stopping
-from app.api import (
-    access,
-    auth,
-    canned,
-    chat,
-    demo,
-    docs,
-    errors,
-    health,
-    labels,
-    notes,
-    search,
-    sessions,
-    team,
-)
+from app.api import access, demo, docs, errors
 from app.api import metrics as metrics_api
 from app.api.common import authenticate
+from app.api.routes import BLUEPRINTS
 from app.config import ConfigError, Settings
 from app.context import Services
 from app.realtime import testpoints
@@ -63,19 +50,7 @@ def create_app(settings: object = None, *, database: Engine | None = None) -> Sa
     app.ctx.services = services
 
     app.on_request(authenticate)
-    for bp in (
-        auth.bp,
-        team.links,
-        team.agents,
-        team.invitations,
-        sessions.bp,
-        notes.bp,
-        labels.bp,
-        canned.bp,
-        search.bp,
-        chat.bp,
-        health.bp,
-    ):
+    for bp in BLUEPRINTS:
         app.blueprint(bp)
     app.blueprint(metrics_api.bp)
     docs.install(app, settings.docs_enabled)

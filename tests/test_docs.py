@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from app import models
+from app.api import routes
 from app.config import SETTINGS, markdown_table
 from app.contract import markdown_table as models_table
 from tests.support import ROOT
@@ -38,6 +39,19 @@ def test_readme_holds_exactly_the_field_table_generated_from_the_models():
     assert table in README
     out = subprocess.run(
         [sys.executable, "-m", "app.models", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == table
+
+
+def test_readme_holds_exactly_the_route_table_generated_from_the_declarations():
+    table = routes.markdown_table()
+    assert table in README
+    out = subprocess.run(
+        [sys.executable, "-m", "app.api.routes", "--markdown"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,6 +11,7 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response
 
+from app.api import routes
 from tests.test_fuzz_rest import CONFORMANCE
 
 # (method, path) → (needs a body, query parameters, error statuses it must document)
@@ -102,6 +103,8 @@ async def spec(api) -> dict[str, Any]:
 async def test_the_spec_lists_exactly_the_contract_routes(spec):
     listed = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert listed == set(CONTRACT)
+    # The README's route table is generated from the same declarations (tests/test_docs.py).
+    assert {(method.lower(), path) for method, path, _ in routes.routes()} == listed
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(CONTRACT))

@@ -23,6 +23,7 @@ bp = Blueprint("auth", url_prefix="/api/auth")
 @bp.post("/register")
 @documented(
     "Create an admin",
+    who="the first admin; then admins (or anyone with `OPEN_SIGNUP`)",
     tag="auth",
     body=models.Registration,
     ok=(201, models.SignedIn),
@@ -48,6 +49,7 @@ async def register(request: Request) -> HTTPResponse:
 @bp.post("/login")
 @documented(
     "Log in (admin or agent): a new sign-in session",
+    who="anyone",
     tag="auth",
     body=models.Login,
     ok=(200, models.SignedIn),
@@ -69,6 +71,7 @@ async def login(request: Request) -> HTTPResponse:
 @bp.get("/me")
 @documented(
     "The staff member of this token",
+    who="staff",
     tag="auth",
     ok=(200, models.Admin),
     errors=(401, 403, 503),
@@ -87,6 +90,7 @@ def device_of(request: Request) -> str | None:
 @bp.get("/sessions")
 @documented(
     "This account's live sign-in sessions",
+    who="staff",
     tag="auth",
     ok=(200, list[models.SignIn]),
     errors=(401, 403, 503),
@@ -101,6 +105,7 @@ async def list_sign_ins(request: Request) -> HTTPResponse:
 @bp.delete("/sessions/<sign_in_id:str>")
 @documented(
     "End one of this account's sign-in sessions",
+    who="staff",
     tag="auth",
     ok=(204, None),
     errors=(401, 403, 404, 503),
@@ -118,6 +123,7 @@ async def revoke_sign_in(request: Request, sign_in_id: str) -> HTTPResponse:
 @bp.post("/logout")
 @documented(
     "Log out: end this token's sign-in session",
+    who="staff",
     tag="auth",
     ok=(204, None),
     errors=(401, 403, 503),
@@ -132,6 +138,7 @@ async def logout(request: Request) -> HTTPResponse:
 @bp.post("/logout-all")
 @documented(
     "Log out everywhere: end every sign-in session of this account",
+    who="staff",
     tag="auth",
     ok=(204, None),
     errors=(401, 403, 503),
@@ -146,6 +153,7 @@ async def logout_all(request: Request) -> HTTPResponse:
 @bp.post("/password")
 @documented(
     "Change this account's password",
+    who="staff",
     tag="auth",
     body=models.PasswordChange,
     ok=(204, None),

@@ -17,7 +17,8 @@ PLACEHOLDER_TEXT = ", ".join(f"`{{{{{k}}}}}`" for k in canned.PLACEHOLDERS)
 
 @bp.get("/")
 @documented(
-    "Canned responses, searched by short code and text (staff only)",
+    "Canned responses, searched by short code and text",
+    who="staff",
     tag="workspace",
     ok=(200, list[models.Canned]),
     errors=(400, 401, 403, 404, 503),
@@ -42,7 +43,8 @@ async def list_canned(request: Request) -> HTTPResponse:
 
 @bp.post("/")
 @documented(
-    "Create a canned response (staff)",
+    "Create a canned response",
+    who="staff",
     tag="workspace",
     body=models.NewCanned,
     ok=(201, models.Canned),
@@ -62,7 +64,8 @@ async def create_canned(request: Request) -> HTTPResponse:
 
 @bp.patch("/<canned_id:str>")
 @documented(
-    "Edit a canned response (staff)",
+    "Edit a canned response",
+    who="staff",
     tag="workspace",
     body=models.CannedChange,
     ok=(200, models.Canned),
@@ -86,7 +89,8 @@ async def update_canned(request: Request, canned_id: str) -> HTTPResponse:
 
 @bp.delete("/<canned_id:str>")
 @documented(
-    "Delete a canned response (staff)",
+    "Delete a canned response",
+    who="staff",
     tag="workspace",
     ok=(204, None),
     errors=(401, 403, 404, 503),

@@ -23,6 +23,7 @@ bp = Blueprint("chat", url_prefix="/api/chat")
 @bp.get("/messages/<session_id:str>")
 @documented(
     "Message history, oldest first",
+    who="staff, or that session's customer",
     tag="messages",
     ok=(200, list[models.Message]),
     paged=True,
@@ -47,6 +48,7 @@ async def history(request: Request, session_id: str) -> HTTPResponse:
 @bp.post("/messages")
 @documented(
     "Send a message",
+    who="staff, or that session's customer",
     tag="messages",
     body=models.NewMessage,
     ok=(201, models.Message),
@@ -66,6 +68,7 @@ async def post_message(request: Request) -> HTTPResponse:
 @bp.patch("/messages/<message_id:str>/read")
 @documented(
     "Mark a message read",
+    who="the other side (staff, or that session's customer)",
     tag="messages",
     ok=(200, models.Message),
     errors=(401, 403, 404, 503),

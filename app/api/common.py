@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -171,9 +172,29 @@ def _schema_of(shape: Any) -> dict[str, Any]:
     return shape if isinstance(shape, dict) else contract.schema(shape)
 
 
+@dataclass(frozen=True)
+class RouteDoc:
+    """What a route declares of itself: the OpenAPI operation and the README's row."""
+
+    summary: str
+    who: str
+    body: Any
+    query: type[Shape] | None
+    ok: tuple[int, Any] | None
+    also: tuple[int, ...]
+    errors: tuple[int, ...]
+    paged: bool
+    description: str | None
+
+
+# Each documented handler's declaration (app/api/routes.py lists the routes by it).
+DOCS: dict[Callable[..., Any], RouteDoc] = {}
+
+
 def documented(
     summary: str,
     *,
+    who: str,
     tag: str,
     body: Any = None,
     ok: tuple[int, Any] | None = None,
@@ -184,10 +205,11 @@ def documented(
     query: type[Shape] | None = None,
     paged: bool = False,
 ) -> Callable[[F], F]:
-    """OpenAPI for one route from its declared shapes (app/models.py): summary, `body`
-    and `query` models, the success status with its answer's model (`None`: no body),
-    `also` the other success statuses answering the same, every error it may answer, and
-    whether a `Link` header names a next page."""
+    """OpenAPI for one route from its declared shapes (app/models.py): summary, who may
+    call it, `body` and `query` models, the success status with its answer's model
+    (`None`: no body), `also` the other success statuses answering the same, every error
+    it may answer, and whether a `Link` header names a next page."""
+    doc = RouteDoc(summary, who, body, query, ok, also, errors, paged, description)
 
     def apply(func: F) -> F:
         out: Any = func
@@ -205,10 +227,10 @@ def documented(
             out = openapi.body({"application/json": _schema_of(body)}, required=True)(out)
         if secured:
             out = openapi.secured("token")(out)
-        if description:
-            out = openapi.description(description)(out)
+        out = openapi.description(f"Who: {who}." + (f" {description}" if description else ""))(out)
         out = openapi.tag(tag)(out)
         out = openapi.summary(summary)(out)
+        DOCS[out] = doc
         return out
 
     return apply

@@ -17,7 +17,7 @@ bp = Blueprint("health")
 
 
 @bp.get("/health")
-@documented("Liveness", tag="health", ok=(200, Liveness))
+@documented("Liveness", who="anyone", tag="health", ok=(200, Liveness))
 async def health(request: Request) -> HTTPResponse:
     return json(Liveness(status="ok"))
 
@@ -35,9 +35,11 @@ async def _check(probe: object) -> str:
 @bp.get("/health/ready")
 @documented(
     "Readiness: PostgreSQL and Redis reachable",
+    who="anyone",
     tag="health",
     ok=(200, Readiness),
-    description="503 with the same body when either is down; `checks` says which.",
+    description="503 with the same body when either is down; `checks` says which, `relay` "
+    "the answering worker's polling-relay counters.",
 )
 @openapi.response(
     503, {"application/json": contract.schema(Readiness)}, "PostgreSQL or Redis is down"

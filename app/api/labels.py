@@ -14,7 +14,8 @@ bp = Blueprint("labels", url_prefix="/api/labels")
 
 @bp.get("/")
 @documented(
-    "Labels in use, with how many sessions carry each (staff only)",
+    "Labels in use, with how many sessions carry each",
+    who="staff",
     tag="workspace",
     ok=(200, list[models.LabelUse]),
     errors=(401, 403, 503),

@@ -15,7 +15,8 @@ bp = Blueprint("notes", url_prefix="/api/sessions")
 
 @bp.post("/<session_id:str>/notes")
 @documented(
-    "Add a private note (staff only)",
+    "Add a private note",
+    who="staff",
     tag="workspace",
     body=models.NewNote,
     ok=(201, models.Note),
@@ -33,7 +34,8 @@ async def add_note(request: Request, session_id: str) -> HTTPResponse:
 
 @bp.get("/<session_id:str>/notes")
 @documented(
-    "A session's private notes, oldest first (staff only)",
+    "A session's private notes, oldest first",
+    who="staff",
     tag="workspace",
     ok=(200, list[models.Note]),
     paged=True,
@@ -55,7 +57,8 @@ async def list_notes(request: Request, session_id: str) -> HTTPResponse:
 
 @bp.put("/<session_id:str>/labels")
 @documented(
-    "Replace a session's labels (staff only)",
+    "Replace a session's labels",
+    who="staff",
     tag="workspace",
     body=models.LabelsChange,
     ok=(200, models.Session),

@@ -22,7 +22,8 @@ def _filters(query: models.SessionSearchQuery) -> search.Filters:
 
 @bp.get("/messages")
 @documented(
-    "Search messages by text, newest first (staff only)",
+    "Search messages by text, newest first",
+    who="staff",
     tag="search",
     ok=(200, list[models.Hit]),
     paged=True,
@@ -51,7 +52,8 @@ async def search_messages(request: Request) -> HTTPResponse:
 
 @bp.get("/sessions")
 @documented(
-    "Search sessions by their customer's id, name or email (staff only)",
+    "Search sessions by their customer's id, name or email",
+    who="staff",
     tag="search",
     ok=(200, list[models.Session]),
     paged=True,

@@ -25,6 +25,7 @@ bp = Blueprint("sessions", url_prefix="/api/sessions")
 @bp.get("/")
 @documented(
     "The inbox: sessions, newest activity first",
+    who="staff",
     tag="sessions",
     ok=(200, list[models.InboxItem]),
     paged=True,
@@ -54,6 +55,7 @@ async def list_sessions(request: Request) -> HTTPResponse:
 @bp.post("/")
 @documented(
     "Open a chat session (the widget)",
+    who="anyone (the widget)",
     tag="sessions",
     body=models.NewSession,
     ok=(201, models.OpenedSession),
@@ -76,7 +78,12 @@ async def create_session(request: Request) -> HTTPResponse:
 
 @bp.get("/<session_id:str>")
 @documented(
-    "One session", tag="sessions", ok=(200, models.Session), errors=(401, 404, 503), secured=True
+    "One session",
+    who="staff, or that session's customer",
+    tag="sessions",
+    ok=(200, models.Session),
+    errors=(401, 404, 503),
+    secured=True,
 )
 async def get_session(request: Request, session_id: str) -> HTTPResponse:
     sid = path_uuid(session_id, "Session")
@@ -86,11 +93,14 @@ async def get_session(request: Request, session_id: str) -> HTTPResponse:
 @bp.patch("/<session_id:str>/status")
 @documented(
     "Open or close a session",
+    who="staff",
     tag="sessions",
     body=models.StatusChange,
     ok=(200, models.Session),
     errors=(400, 401, 403, 404, 413, 503),
     secured=True,
+    description="Broadcasts `session_updated` to staff and, as the customer's view, to the "
+    "session's room.",
 )
 async def set_status(request: Request, session_id: str) -> HTTPResponse:
     principal = principal_of(request)
@@ -102,12 +112,13 @@ async def set_status(request: Request, session_id: str) -> HTTPResponse:
 @bp.patch("/<session_id:str>/assignee")
 @documented(
     "Give a session to a member, or back to the queue",
+    who="staff",
     tag="sessions",
     body=models.AssigneeChange,
     ok=(200, models.Session),
     errors=(400, 401, 403, 404, 409, 413, 503),
     secured=True,
-    description="Staff. With `expectedAssigneeId` it is a compare-and-set: a stale view "
+    description="With `expectedAssigneeId` it is a compare-and-set: a stale view "
     "answers 409 `assignment_conflict` (details: the current `assigneeId`) instead of "
     "overwriting a colleague's change. Emits `session_assigned` (reason `manual`) to staff "
     "and the session's room. Routing's cap does not apply to a hand-made assignment.",
@@ -122,11 +133,12 @@ async def set_assignee(request: Request, session_id: str) -> HTTPResponse:
 @bp.post("/<session_id:str>/claim")
 @documented(
     "Take an unassigned session",
+    who="staff",
     tag="sessions",
     ok=(200, models.Session),
     errors=(401, 403, 404, 409, 503),
     secured=True,
-    description="Staff. Of many claiming at once exactly one gets 200; the others, and any "
+    description="Of many claiming at once exactly one gets 200; the others, and any "
     "claim of a session that has an owner, get 409 `assignment_conflict`. Emits "
     "`session_assigned` (reason `claim`).",
 )
@@ -139,11 +151,12 @@ async def claim(request: Request, session_id: str) -> HTTPResponse:
 @bp.get("/<session_id:str>/assignments")
 @documented(
     "The session's owners over time",
+    who="staff",
     tag="sessions",
     ok=(200, list[models.Assignment]),
     errors=(401, 403, 404, 503),
     secured=True,
-    description="Staff. Oldest first; `reason` says why each change happened "
+    description="Oldest first; `reason` says why each change happened "
     "(`manual`, `claim`, `auto`, `unavailable`), `actorId` who made it (null: routing).",
 )
 async def assignments(request: Request, session_id: str) -> HTTPResponse:

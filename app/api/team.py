@@ -43,11 +43,12 @@ def _member_id(value: str) -> Any:
 @agents.get("/")
 @documented(
     "The team: every admin and agent",
+    who="staff",
     tag="team",
     ok=(200, list[models.Member]),
     errors=(401, 403, 503),
     secured=True,
-    description="Staff only. Admins first, then by name; `online` means a socket is open.",
+    description="Admins first, then by name; `online` means a socket is open.",
 )
 async def list_team(request: Request) -> HTTPResponse:
     principal = principal_of(request)
@@ -56,7 +57,8 @@ async def list_team(request: Request) -> HTTPResponse:
 
 @agents.post("/")
 @documented(
-    "Invite a member (admin)",
+    "Invite a member",
+    who="admin",
     tag="team",
     body=models.NewMember,
     ok=(201, models.Invited),
@@ -82,12 +84,13 @@ async def invite(request: Request) -> HTTPResponse:
 @agents.patch("/me/availability")
 @documented(
     "Set your own availability",
+    who="staff",
     tag="team",
     body=models.AvailabilityChange,
     ok=(200, models.Member),
     errors=(400, 401, 403, 413, 503),
     secured=True,
-    description="Staff. `online` takes conversations (when routing is on), `busy` keeps "
+    description="`online` takes conversations (when routing is on), `busy` keeps "
     "yours but takes no new ones, `offline` hands yours back to the queue at once (when "
     "routing is on). Emits `agent_presence {agentId, status, available}` to staff.",
 )
@@ -100,6 +103,7 @@ async def set_availability(request: Request) -> HTTPResponse:
 @agents.patch("/<agent_id:str>")
 @documented(
     "Rename a member or change their role",
+    who="admin (anyone may rename themselves)",
     tag="team",
     body=models.MemberChange,
     ok=(200, models.Member),
@@ -122,6 +126,7 @@ def _member_action(path: str, summary: str, description: str, errors: tuple[int,
     def register(func: Any) -> Any:
         documented_func = documented(
             summary,
+            who="admin",
             tag="team",
             ok=(200, models.Member),
             errors=errors,
@@ -135,7 +140,7 @@ def _member_action(path: str, summary: str, description: str, errors: tuple[int,
 
 @_member_action(
     "deactivate",
-    "Deactivate a member (admin)",
+    "Deactivate a member",
     "No more logins; every token and socket of theirs stops at once, on every worker. "
     "Their messages and sessions stay. 409 `last_admin` for the last active admin.",
     (401, 403, 404, 409, 503),
@@ -148,7 +153,7 @@ async def deactivate(request: Request, agent_id: str) -> HTTPResponse:
 
 @_member_action(
     "reactivate",
-    "Reactivate a member (admin)",
+    "Reactivate a member",
     "They may log in again; sign-ins ended by the deactivation stay ended.",
     (401, 403, 404, 503),
 )
@@ -160,7 +165,8 @@ async def reactivate(request: Request, agent_id: str) -> HTTPResponse:
 
 @agents.post("/<agent_id:str>/logout-all")
 @documented(
-    "End every sign-in of a member (admin)",
+    "End every sign-in of a member",
+    who="admin",
     tag="team",
     ok=(204, None),
     errors=(401, 403, 404, 503),
@@ -176,7 +182,8 @@ async def sign_out_member(request: Request, agent_id: str) -> HTTPResponse:
 
 @agents.post("/<agent_id:str>/reset-link")
 @documented(
-    "A one-time password-reset link for a member (admin)",
+    "A one-time password-reset link for a member",
+    who="admin",
     tag="team",
     ok=(201, models.Invitation),
     errors=(401, 403, 404, 409, 503),
@@ -193,7 +200,8 @@ async def reset_link(request: Request, agent_id: str) -> HTTPResponse:
 
 @agents.post("/<agent_id:str>/invitation")
 @documented(
-    "Re-issue a member's invitation (admin)",
+    "Re-issue a member's invitation",
+    who="admin",
     tag="team",
     ok=(201, models.Invitation),
     errors=(401, 403, 404, 409, 503),
@@ -209,7 +217,8 @@ async def reissue(request: Request, agent_id: str) -> HTTPResponse:
 
 @invitations.delete("/<invitation_id:str>")
 @documented(
-    "Revoke an invitation or reset link (admin)",
+    "Revoke an invitation or reset link",
+    who="admin",
     tag="team",
     ok=(204, None),
     errors=(401, 403, 404, 503),
@@ -243,6 +252,7 @@ async def _redeem(request: Request, kind: str, shape: type[models.PasswordReset]
 @links.post("/accept-invite")
 @documented(
     "Accept an invitation: set a password and sign in",
+    who="anyone with the link",
     tag="auth",
     body=models.InvitationAcceptance,
     ok=(200, models.SignedIn),
@@ -256,6 +266,7 @@ async def accept_invite(request: Request) -> HTTPResponse:
 @links.post("/reset-password")
 @documented(
     "Use a password-reset link: set a new password and sign in",
+    who="anyone with the link",
     tag="auth",
     body=models.PasswordReset,
     ok=(200, models.SignedIn),
