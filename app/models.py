@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
@@ -840,6 +841,159 @@ class Hit(Out):
     cursor: Annotated[str, Meta(description="Pass as `before` for the next page")]
 
 
+# ---- socket events: what each carries, declared once ------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """An event a client sends: its payload, its ack on success, and what it does."""
+
+    name: str
+    payload: type[Shape]
+    ack: type[Out]
+    text: str
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """An event the server sends: who hears it, its payload, and what it means."""
+
+    name: str
+    to: str
+    payload: type[Out]
+    text: str
+
+
+CLIENT_EVENTS = (
+    ClientEvent(
+        "join_session",
+        Join,
+        Joined,
+        "`queuePosition` is the session's place in the routing queue (1: next) while "
+        "routing is on and it waits, else null; `messages` are those with `seq > after` "
+        f"(up to {JOIN_PAGE_MAX} and `JOIN_PAGE_CHARS` characters of content; `hasMore` says "
+        "page on with REST); for staff with `notesAfter`, also `notes` (`noteSeq > "
+        f"notesAfter`, up to {JOIN_PAGE_MAX}) and `notesHasMore` (a customer's ack never has "
+        "them)",
+    ),
+    ClientEvent("leave_session", Leave, Left, ""),
+    ClientEvent(
+        "send_message",
+        NewMessage,
+        Sent,
+        "acked after the message is committed. A retry with the same `clientMessageId` "
+        "answers the stored message with `created: false` and is not broadcast again. "
+        "`senderType`, if given, must match the token. On failure the sender also gets the "
+        "original backend's `error` event",
+    ),
+    ClientEvent(
+        "typing",
+        TypingChange,
+        TypingEvent,
+        "a typing state lives `TYPING_TTL` seconds unless repeated; the room hears changes only",
+    ),
+    ClientEvent("mark_read", ReadMark, Read, "only the other side's messages"),
+)
+
+SERVER_EVENTS = (
+    ServerEvent(
+        "new_message",
+        "the session's room and `admins` (once per socket)",
+        Message,
+        "the message, as REST returns it",
+    ),
+    ServerEvent(
+        "message_read", "the session's room and `admins`", Message, "the message, `isRead: true`"
+    ),
+    ServerEvent(
+        "user_typing",
+        "the session's room, not the typer; a customer's typing also `admins` (an inbox "
+        "shows it on every row)",
+        TypingEvent,
+        "`isTyping: false` also when a typer disconnects or goes silent for `TYPING_TTL`",
+    ),
+    ServerEvent(
+        "customer_presence",
+        "the session's room and `admins`",
+        Presence,
+        "online while any of the customer's connections, on any worker, is (a reloaded inbox "
+        "starts from each item's `customerOnline`)",
+    ),
+    ServerEvent("session_created", "`admins`", Session, "the session (without its token)"),
+    ServerEvent(
+        "session_updated",
+        "`admins` (the whole session); for a status change also the session's room, a "
+        "customer's view (no `labels`)",
+        Session,
+        "the session; a staff socket that joined the room hears both copies of a status "
+        "change: apply them as a merge",
+    ),
+    ServerEvent(
+        "session_assigned",
+        "the session's room and `admins`",
+        SessionAssigned,
+        "`reason` is `manual`, `claim`, `auto` or `unavailable` (`assigneeId: null`: back in "
+        "the queue); a display name, never an email",
+    ),
+    ServerEvent(
+        "agent_presence",
+        "`admins`",
+        AgentPresence,
+        "a member's switch and whether routing may give them sessions",
+    ),
+    ServerEvent("new_note", "`admins` only", Note, "a private note, as `POST …/notes` answers it"),
+    ServerEvent(
+        "rejoin",
+        "each session room and `admins` on a worker whose Redis listener lost Redis and is back",
+        Rejoin,
+        "events for that session may have been missed, so join again with `{sessionId, "
+        "after: <last seq>}`; `{sessionId: null}` (staff): reload the inbox",
+    ),
+    ServerEvent(
+        "session_revoked",
+        "the one socket, just before the server disconnects it",
+        SessionRevoked,
+        "`reason` is `logout`, `logout_all`, `password_changed`, `password_reset`, "
+        "`deactivated` (however the worker learnt of it), `signed_out_by_admin`, `revoked` "
+        "(ended behind the API's back) or `token_expired`; `code` is the 401 code REST would "
+        "answer",
+    ),
+    ServerEvent(
+        "error",
+        "the sender of a `send_message` that failed",
+        LegacyError,
+        "what clients written for the original backend listen for instead of acks",
+    ),
+)
+
+
+def _fields_of(shape: type[msgspec.Struct]) -> str:
+    """`{a, b?}`: a shape's wire fields, `?` for those that may be left out."""
+    names = [
+        f"{info.encode_name}{'' if info.required else '?'}"
+        for info in msgspec.structs.fields(shape)
+    ]
+    return "`{" + ", ".join(names) + "}`"
+
+
+def events_table() -> str:
+    """The README's two socket event tables, from CLIENT_EVENTS and SERVER_EVENTS."""
+    lines = ["| client → server | payload | ack on success |", "|---|---|---|"]
+    for ce in CLIENT_EVENTS:
+        bare = ce.payload.bare
+        payload = (f"`{bare}`, or " if bare else "") + _fields_of(ce.payload)
+        ack = f"{ce.ack.__name__} {_fields_of(ce.ack)}" + (f"; {ce.text}" if ce.text else "")
+        lines.append(f"| `{ce.name}` | {payload} | {ack} |")
+    lines += ["", "| server → client | to | payload |", "|---|---|---|"]
+    for se in SERVER_EVENTS:
+        # A long shape (a message, a session) by its name: the field table has its fields.
+        many = len(msgspec.structs.fields(se.payload)) > 8
+        fields = "" if many else f" {_fields_of(se.payload)}"
+        payload = f"{se.payload.__name__}{fields}: {se.text}"
+        lines.append(f"| `{se.name}` | {se.to} | {payload} |")
+    return "\n".join(lines) + "\n"
+
+
 def declared() -> list[type[msgspec.Struct]]:
     """Every shape of this module, in the order declared."""
     return [
@@ -857,6 +1011,9 @@ if __name__ == "__main__":
 
     from app.contract import markdown_table
 
-    if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m app.models --markdown")
-    print(markdown_table(declared()), end="")
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown_table(declared()), end="")
+    elif sys.argv[1:] == ["--events"]:
+        print(events_table(), end="")
+    else:
+        sys.exit("usage: python -m app.models --markdown | --events")
