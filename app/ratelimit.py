@@ -152,8 +152,8 @@ class SettledCounts:
             return None
         answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         tally.waiting.append((limit, answer))
-        self._kick.set()
         self._wake()
+        self._kick.set()
         return await answer
 
     def take_back(self, key: str) -> bool:
@@ -182,6 +182,9 @@ class SettledCounts:
 
     def _wake(self) -> None:
         if self._task is None or self._task.done():
+            # A new event with each task: both belong to the loop running now (a limiter
+            # outliving a loop, as in tests and the CLI, must not wait on a dead one).
+            self._kick = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
