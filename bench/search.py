@@ -9,7 +9,8 @@ over a pool connection, many times with varied terms:
 - a common word ("order", in a third of all messages), newest 50,
 - a fragment of 6 characters from an order number or an email inside a word,
 - a fragment of 3 characters (many hits: the trigram index's worst case),
-- the same common word filtered by status and by label.
+- the same common word filtered by status and by label,
+- a session by the first 8 characters of its customer's email (/api/search/sessions).
 
 Every query's plan is printed once (EXPLAIN), so the figures name the index they used.
 The database is kept (`--keep`, reused when it already holds the rows) or dropped.
@@ -124,11 +125,14 @@ async def label_some(conn: asyncpg.Connection) -> None:
     await conn.execute("VACUUM ANALYZE session_label")
 
 
-def terms(rng: random.Random, kind: str, messages: int) -> str:
+def terms(rng: random.Random, kind: str, messages: int, sessions: int) -> str:
     if kind == "selective_word":
         return rng.choice(SELECTIVE)
     if kind.startswith("common_word"):
         return "order"
+    if kind == "session_email":  # the start of one customer's email
+        n = rng.randrange(1, sessions)
+        return f"c{n}@mail"[:8]
     g = rng.randrange(0, messages, 55)  # both an order number and an email
     if kind == "fragment_3":
         return f"{g * 7919 % 9999991:07d}"[2:5]
@@ -144,14 +148,25 @@ KINDS: dict[str, tuple[str, search.Filters, int]] = {
     "fragment_3": ("fragment", search.Filters(), 20),
     "common_word_closed": ("words", search.Filters(status="closed"), 50),
     "common_word_label": ("words", search.Filters(label="vip"), 50),
+    # /api/search/sessions: the customer's id, name and email (session_who's trigram index).
+    "session_email": ("sessions", search.Filters(), 20),
 }
 
 
-async def measure(conn: asyncpg.Connection, runs: int, messages: int) -> dict[str, Any]:
+def query(kind: str, text: str) -> tuple[str, list[object]]:
+    mode, filters, limit = KINDS[kind]
+    if mode == "sessions":
+        return search.session_query(text, filters, limit, None)
+    return search.message_query(text, mode, filters, limit, None)
+
+
+async def measure(
+    conn: asyncpg.Connection, runs: int, messages: int, sessions: int
+) -> dict[str, Any]:
     rng = random.Random(14)
     out: dict[str, Any] = {}
-    for kind, (mode, filters, limit) in KINDS.items():
-        sql, args = search.message_query(terms(rng, kind, messages), mode, filters, limit, None)
+    for kind in KINDS:
+        sql, args = query(kind, terms(rng, kind, messages, sessions))
         plan = await conn.fetch(f"EXPLAIN {numbered(sql)}", *args)
         used = sorted(
             {w for r in plan for w in r[0].replace("(", " ").split() if w.endswith("_idx")}
@@ -159,7 +174,7 @@ async def measure(conn: asyncpg.Connection, runs: int, messages: int) -> dict[st
         durations: list[float] = []
         hits: list[int] = []
         for i in range(runs + 10):
-            sql, args = search.message_query(terms(rng, kind, messages), mode, filters, limit, None)
+            sql, args = query(kind, terms(rng, kind, messages, sessions))
             started = time.perf_counter()
             rows = await conn.fetch(numbered(sql), *args)
             if i >= 10:  # the first ten warm the cache
@@ -204,7 +219,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if not reuse:
                 generated = round(await generate(conn, args.messages, args.sessions), 1)
                 await label_some(conn)
-            figures = await measure(conn, args.runs, args.messages)
+            figures = await measure(conn, args.runs, args.messages, args.sessions)
             size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('message'))")
         finally:
             await conn.close()
