@@ -18,6 +18,7 @@ import orjson
 import pytest
 from engineio import async_socket, packet
 
+from app.realtime.admission import AdmitAfterConnect
 from app.realtime.engine import EngineIO
 from app.realtime.pings import TICK
 from app.realtime.websocket import parse
@@ -263,5 +264,33 @@ async def test_one_websocket_whose_write_fails_does_not_hold_back_the_others():
         await asyncio.sleep(0)
         assert failing.out is None and healthy.out is None
         assert await peer.frames(2) == [(TEXT, b"4first"), (TEXT, b"4second")]
+    finally:
+        await rig.close()
+
+
+async def test_a_room_emit_writes_to_its_websockets_without_a_task_per_recipient():
+    rig = Rig(client_manager=AdmitAfterConnect())
+    try:
+        peers = [Recorder() for _ in range(3)]
+        manager = rig.sio.manager
+        for n, peer in enumerate(peers):
+            ws = await rig.websocket(peer, f"eio{n}")
+            sid = await manager.connect(ws.socket.sid, "/")
+            await manager.enter_room(sid, "/", "session:1")
+        loop = asyncio.get_running_loop()
+        started: list[Any] = []
+
+        def counting(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            started.append(coro)
+            return asyncio.Task(coro, loop=lp, **kw)
+
+        loop.set_task_factory(counting)
+        try:
+            await rig.sio.emit("new_message", {"seq": 1}, to="session:1")
+        finally:
+            loop.set_task_factory(None)
+        assert started == []
+        for peer in peers:
+            assert await peer.frames(1) == [(TEXT, b'42["new_message",{"seq":1}]')]
     finally:
         await rig.close()

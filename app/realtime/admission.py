@@ -11,13 +11,19 @@ socket in it in `connect`, which python-socketio calls right after sending the a
 What is slow about entering a room (a Redis subscription) is done before the answer, so a
 client told it is connected is already subscribed; `connect` itself only adds the socket
 to the local room table.
+
+An emit writes to each recipient on a websocket at once (`EngineIO.send_now`, engine.py):
+python-socketio's starts a task per recipient and waits for them all.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 
 class AdmitAfterConnect(socketio.AsyncManager):
@@ -27,6 +33,46 @@ class AdmitAfterConnect(socketio.AsyncManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_connect: dict[tuple[str, str], list[str]] = {}
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        room = to or room
+        if namespace not in self.rooms:
+            return  # no socket ever connected to it here
+        send_now = getattr(getattr(self.server, "eio", None), "send_now", None)
+        if callback is not None or send_now is None:
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback
+            )
+            return
+        # As python-socketio builds it: a tuple is several arguments, None none.
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        pkts = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        later = []
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            for pkt in pkts:
+                if not send_now(eio_sid, pkt):
+                    later.append(self.server.eio.send_packet(eio_sid, pkt))
+        if later:
+            # Polling sessions: their queue's coroutine, as upstream (whose tasks' errors
+            # no one read either).
+            await asyncio.gather(*later, return_exceptions=True)
 
     async def prepare_room(self, namespace: str, room: str) -> None:
         """Whatever entering `room` will need, done before the answer (nothing here)."""

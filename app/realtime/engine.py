@@ -10,11 +10,14 @@ names are declared in app/hooks.py, checked at start-up).
 - Idle sessions cost little (docs/idle-memory.md): websockets run on the lean transport of
   `app/realtime/websocket.py`, and pings come from one shared timer (`pings.py`) instead
   of a sleeping task per session and a service task walking them all.
+- A packet for a websocket session is written at once (`send_now`): python-engineio's
+  `send_packet` is a coroutine, so a room's emit became a task per recipient.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +48,27 @@ class EngineIO(GuardedEngine):
             if socket is not None and not socket.upgraded:
                 socket.queue.put_nowait(packet.Packet(packet.NOOP))
         return result
+
+    def send_now(self, sid: str, pkt: packet.Packet) -> bool:
+        """Write `pkt` to an open websocket session without a coroutine, as `send_packet`
+        would; False where only that coroutine can send: a polling or upgrading session,
+        an unknown or closed one, or one whose client missed its PONG (the coroutine
+        closes it)."""
+        socket = self.sockets.get(sid)
+        if not isinstance(socket, websocket.LeanSocket) or socket.closed:
+            return False
+        ws = socket.ws
+        if ws is None or not socket.upgraded:
+            return False
+        last_ping = socket.last_ping
+        if last_ping and time.time() - last_ping > self.ping_timeout:
+            return False
+        ws.send_packet(pkt)
+        return True
+
+    async def send_packet(self, sid: str, pkt: packet.Packet) -> None:
+        if not self.send_now(sid, pkt):
+            await super().send_packet(sid, pkt)
 
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if getattr(target, "__name__", "") == PING_TASK:
