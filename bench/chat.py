@@ -16,6 +16,7 @@ deliveries what each fix changed (`method`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import random
 import threading
@@ -372,21 +373,33 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
                     connect_errors.append(repr(exc))
 
         await asyncio.gather(*(join(i, sid, tok) for i, sid, tok in part.customers))
-        pending: set[asyncio.Task[None]] = set()
+        # Sends whose acknowledgement has not come yet (each sent with a callback: no task
+        # or timer per message in the generator, whose CPU the server's cores pay for).
+        outstanding = 0
+        answered = asyncio.Event()
 
-        async def send(
+        def send(
             msg_id: str, kind: str, idx: int, sid: str, client: SioClient, due: float, warm: bool
         ) -> None:
+            nonlocal outstanding
             content = f"{msg_id} {due:.6f} {time.monotonic():.6f} {time.time():.6f}"
             payload = {"sessionId": sid, "content": content, "clientMessageId": msg_id}
-            try:
-                ack = await client.emit("send_message", payload)
-                if ack.get("ok"):
+
+            def acked(ack: Any, error: BaseException | None) -> None:
+                nonlocal outstanding
+                outstanding -= 1
+                if not outstanding:
+                    answered.set()
+                if error is not None:
+                    sends.append((msg_id, kind, idx, due, None, repr(error), warm))
+                elif ack.get("ok"):
                     sends.append((msg_id, kind, idx, due, time.monotonic() - due, None, warm))
                 else:
                     sends.append((msg_id, kind, idx, due, None, str(ack.get("error")), warm))
-            except Exception as exc:
-                sends.append((msg_id, kind, idx, due, None, repr(exc), warm))
+
+            outstanding += 1
+            answered.clear()
+            client.send_event("send_message", payload, acked)
 
         rng = random.Random(part.index)
         phase_windows = []
@@ -406,19 +419,17 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
                 warm = due - start < phase.warmup
                 if customers and (not agents or rng.random() < part.customer_share):
                     idx, sid, client = rng.choice(customers)
-                    task = asyncio.create_task(send(msg_id, "u", idx, sid, client, due, warm))
+                    send(msg_id, "u", idx, sid, client, due, warm)
                 else:
                     idx = rng.randrange(len(part.session_ids))
                     client = rng.choice(agents)
-                    task = asyncio.create_task(
-                        send(msg_id, "a", idx, part.session_ids[idx], client, due, warm)
-                    )
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+                    send(msg_id, "a", idx, part.session_ids[idx], client, due, warm)
                 n += 1
             window = (start + phase.warmup, time.monotonic())
-            if pending:
-                await asyncio.wait(list(pending), timeout=30)
+            # Every send is answered by then: acked, refused, or failed after 30 s.
+            if outstanding:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), 40)
             await asyncio.sleep(DRAIN_SECONDS)
             phase_windows.append(window)
             await asyncio.to_thread(barrier.wait)
