@@ -79,6 +79,8 @@ class AccountGuard:
         if entry.problem is not None:
             error, message = entry.problem
             raise error(message)
+        if principal.staff_role == entry.role and principal.name == entry.name:
+            return principal  # every event of a socket checks it: no copy when unchanged
         return dataclasses.replace(principal, staff_role=entry.role, name=entry.name)
 
     async def _load_once(self, principal: Principal) -> _Entry:

@@ -82,3 +82,13 @@ async def test_a_sign_in_paired_with_another_account_is_refused():
         assert getattr(exc, "code", None) == "invalid_token"
     else:
         raise AssertionError("a sign-in of another account was accepted")
+
+
+
+async def test_a_principal_already_up_to_date_is_returned_as_it_is():
+    principal = staff()
+    guard = guard_for(principal, 1000)
+    current = await guard.check(principal)
+    assert current is not principal and current.name == "Ada"
+    # A socket's next events carry the checked principal: nothing to copy any more.
+    assert await guard.check(current) is current
