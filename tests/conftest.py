@@ -7,6 +7,7 @@ tables and an empty Redis database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -92,6 +93,42 @@ async def api(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def make(api: httpx.AsyncClient) -> Factory:
     return Factory(api)
+
+
+# The files that take longest (most of a minute each on a quiet machine, 2026-11-27),
+# started first: pytest-xdist hands out whole files (`--dist loadscope`, in collection
+# order with `--no-loadscope-reorder`), so a long one started last would run alone at the
+# end. Only the order depends on this list; a stale entry costs seconds, not coverage.
+SLOW_FIRST = (
+    "test_fuzz_rest.py",
+    "test_fuzz_socket.py",
+    "test_bench_smoke.py",
+    "test_demo_browser.py",
+    "test_cli.py",
+    "test_routing.py",
+    "test_embedded.py",
+    "test_chaos.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A random UUID parameter (an id nothing has) is named `<argname>-uuid`: every xdist
+    worker must collect the same test ids, and uuid4() differs in each."""
+    if isinstance(val, uuid.UUID):
+        return f"{argname}-uuid"
+    if isinstance(val, str):
+        with contextlib.suppress(ValueError):
+            if str(uuid.UUID(val)) == val:
+                return f"{argname}-uuid"
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:

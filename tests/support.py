@@ -27,8 +27,12 @@ PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgres://postgres@127.0.0.1:5432
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 JWT_SECRET = "test-secret-" + "x" * 32
 PASSWORD = "correct horse battery"
-# Keys and the Socket.IO channel of this test run: concurrent runs on one Redis stay apart.
+# Keys and the Socket.IO channel of this test run: concurrent runs on one Redis stay apart
+# (so do pytest-xdist's workers, each of which imports this module).
 REDIS_NAMESPACE = f"helpline-test-{uuid.uuid4().hex[:8]}"
+# "gw0", "gw1", … under pytest-xdist: what this worker's files are named after, so its
+# servers' logs (which tests read) are not written by another worker's servers.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 # Cheap hashing and generous limits; rate-limit tests start servers with tight ones.
 SERVER_ENV = {
@@ -118,9 +122,13 @@ class LiveServer:
 
     @property
     def log_path(self) -> Path:
-        return ARTIFACTS / f"server-{self.name}.log"
+        suffix = f"-{WORKER}" if WORKER else ""
+        return ARTIFACTS / f"server-{self.name}{suffix}.log"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 90) -> None:
+        """Starts the process and waits until /health answers. The bound is generous: on
+        a loaded machine a two-worker server has taken over 30 s; a healthy start returns
+        as soon as it answers."""
         ARTIFACTS.mkdir(exist_ok=True)
         env = {**os.environ, **SERVER_ENV, **self.env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it

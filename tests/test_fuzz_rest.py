@@ -29,7 +29,6 @@ from tests.support import LiveServer, bearer
 EXAMPLES_PER_ROUTE = 120
 FUZZ_EMAIL = "fuzz@example.com"
 FUZZ_PASSWORD = "fuzz-password-1"
-FIGURES: Counter[str] = Counter()
 # What an answer must match in the OpenAPI document the models generate (app/contract.py).
 CONFORMANCE = [
     status_code_conformance,
@@ -64,7 +63,7 @@ def world(server: LiveServer) -> dict[str, str]:
 MODES = ["none", "admin", "customer", "admin-real", "customer-real"]
 
 
-def call(case: Any, mode: str, url: str, world: dict[str, str]) -> None:
+def call(case: Any, mode: str, url: str, world: dict[str, str], figures: Counter[str]) -> None:
     headers = bearer(world[mode.split("-")[0]]) if mode != "none" else {}
     if mode.endswith("-real"):
         for name in case.path_parameters or {}:
@@ -74,18 +73,18 @@ def call(case: Any, mode: str, url: str, world: dict[str, str]) -> None:
     if mode.startswith("admin") and response.status_code == 401:
         # The fuzzer logged its admin out (logout, logout-all, a password change): sign in
         # again, so later cases keep exercising the routes as an admin.
-        _sign_in_again(url, world)
-    FIGURES["requests"] += 1
-    FIGURES[f"{response.status_code // 100}xx"] += 1
+        _sign_in_again(url, world, figures)
+    figures["requests"] += 1
+    figures[f"{response.status_code // 100}xx"] += 1
     assert response.status_code < 500, (case.method, case.formatted_path, response.text)
     if response.status_code >= 400:
         kind = response.headers.get("content-type") or [""]
         assert kind[0].startswith("application/json"), response.text
     case.validate_response(response, checks=CONFORMANCE)
-    FIGURES["validated"] += 1
+    figures["validated"] += 1
 
 
-def _sign_in_again(url: str, world: dict[str, str]) -> None:
+def _sign_in_again(url: str, world: dict[str, str], figures: Counter[str]) -> None:
     with httpx.Client(base_url=url, timeout=10) as api:
         headers = bearer(world["admin"])
         if api.get("/api/auth/me", headers=headers).status_code != 401:
@@ -93,15 +92,53 @@ def _sign_in_again(url: str, world: dict[str, str]) -> None:
         r = api.post("/api/auth/login", json={"email": FUZZ_EMAIL, "password": FUZZ_PASSWORD})
         if r.status_code == 200:
             world["admin"] = r.json()["token"]
-            FIGURES["signed_in_again"] += 1
+            figures["signed_in_again"] += 1
 
 
-def test_no_route_answers_5xx(server: LiveServer, world: dict[str, str]) -> None:
+# The routes are fuzzed in shards, one class each: pytest-xdist (`--dist loadscope`) gives
+# each class to a worker of its own, so they share the work. Every route is in exactly one
+# shard; together they are the whole document.
+SHARDS = 4
+
+
+class Shard:
+    """One shard of the fuzzing: the routes whose position (by label) is `n` mod SHARDS."""
+
+    n = 0
+
+    def test_no_route_answers_5xx(self, server: LiveServer, world: dict[str, str]) -> None:
+        fuzz_routes(server, world, self.n)
+
+
+class TestShard0(Shard):
+    n = 0
+
+
+class TestShard1(Shard):
+    n = 1
+
+
+class TestShard2(Shard):
+    n = 2
+
+
+class TestShard3(Shard):
+    n = 3
+
+
+def test_the_shards_are_all_the_routes() -> None:
+    assert sorted(shard.n for shard in Shard.__subclasses__()) == list(range(SHARDS))
+
+
+def fuzz_routes(server: LiveServer, world: dict[str, str], shard: int) -> None:
+    figures: Counter[str] = Counter()
     schema = schemathesis.openapi.from_url(f"{server.url}/docs/openapi.json")
     results = list(schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) == len(results), "an operation the fuzzer cannot read"
-    for operation in operations:
+    assert len(operations) > 10
+    mine = sorted(operations, key=lambda operation: operation.label)[shard::SHARDS]
+    for operation in mine:
         for generation in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation), mode=st.sampled_from(MODES))
@@ -112,21 +149,19 @@ def test_no_route_answers_5xx(server: LiveServer, world: dict[str, str]) -> None
                 database=None,
             )
             def fuzz(case: Any, mode: str) -> None:
-                call(case, mode, server.url, world)
+                call(case, mode, server.url, world, figures)
 
             try:
                 fuzz()
             except Unsatisfiable:
                 # Nothing in this route can be made invalid (no parameters, no body).
                 assert generation is GenerationMode.NEGATIVE, operation.label
-        FIGURES["routes"] += 1
-    print(f"\n[fuzz:rest] {dict(FIGURES)}")
-    assert FIGURES["routes"] == len(operations) > 10
-    assert FIGURES["5xx"] == 0
-    assert FIGURES["validated"] == FIGURES["requests"]
-
-
-def test_server_survived_the_fuzzing(server: LiveServer) -> None:
+        figures["routes"] += 1
+    print(f"\n[fuzz:rest shard {shard}] {dict(figures)}")
+    assert figures["routes"] == len(mine) > 0
+    assert figures["5xx"] == 0
+    assert figures["validated"] == figures["requests"]
+    # The server is still there afterwards.
     assert server.process is not None and server.process.poll() is None
     assert httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 200
 

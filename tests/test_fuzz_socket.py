@@ -18,7 +18,6 @@ from tests.support import LiveServer
 
 EVENTS = ["join_session", "leave_session", "send_message", "typing", "mark_read"]
 EXAMPLES = 3000
-FIGURES: Counter[str] = Counter()
 
 scalars = (
     st.none()
@@ -57,9 +56,42 @@ def payloads(real: dict[str, Any]) -> st.SearchStrategy[Any]:
     return shaped | json_values | ids | st.binary(max_size=64)
 
 
-async def test_no_socket_event_payload_breaks_an_ack_or_the_connection(
-    make, server: LiveServer
-) -> None:
+# EXAMPLES in all, in shards of one class each: pytest-xdist (`--dist loadscope`) spreads
+# classes over its workers. Each shard fuzzes every event, interleaved on its clients.
+SHARDS = 4
+
+
+class Shard:
+    """EXAMPLES / SHARDS of the examples, on clients and a session of its own."""
+
+    async def test_no_socket_event_payload_breaks_an_ack_or_the_connection(
+        self, make: Any, server: LiveServer
+    ) -> None:
+        await fuzz_events(make, server, EXAMPLES // SHARDS)
+
+
+class TestShard0(Shard):
+    pass
+
+
+class TestShard1(Shard):
+    pass
+
+
+class TestShard2(Shard):
+    pass
+
+
+class TestShard3(Shard):
+    pass
+
+
+def test_the_shards_make_up_every_example() -> None:
+    assert len(Shard.__subclasses__()) * (EXAMPLES // SHARDS) == EXAMPLES
+
+
+async def fuzz_events(make: Any, server: LiveServer, examples: int) -> None:
+    figures: Counter[str] = Counter()
     token = await make.admin_token()
     session = await make.session()
     seed = await make.message(session["customerToken"], session["id"], "seed")
@@ -77,7 +109,7 @@ async def test_no_socket_event_payload_breaks_an_ack_or_the_connection(
         extra=st.lists(json_values, max_size=2),
     )
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,
@@ -86,20 +118,20 @@ async def test_no_socket_event_payload_breaks_an_ack_or_the_connection(
         client = clients[who]
         args = (payload, *extra) if extra else payload
         ack = asyncio.run_coroutine_threadsafe(client.call(event, args), loop).result(15)
-        FIGURES["events"] += 1
-        FIGURES["ok" if ack.get("ok") else "refused"] += 1
+        figures["events"] += 1
+        figures["ok" if ack.get("ok") else "refused"] += 1
         assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack
         if not ack["ok"]:
-            FIGURES[ack["error"]["code"]] += 1
+            figures[ack["error"]["code"]] += 1
             assert ack["error"]["code"] not in ("internal_error", "service_unavailable"), ack
         assert client.sio.connected, "the server dropped the connection"
 
     try:
         # Hypothesis drives a synchronous test: run it in a thread, the clients stay here.
         await asyncio.to_thread(fuzz)
-        print(f"\n[fuzz:socket] {dict(FIGURES)}")
-        assert FIGURES["events"] >= EXAMPLES // 2
-        assert FIGURES["internal_error"] == 0
+        print(f"\n[fuzz:socket] {dict(figures)}")
+        assert figures["events"] >= examples // 2
+        assert figures["internal_error"] == 0
         for client in clients.values():
             assert client.sio.connected
         assert server.process is not None and server.process.poll() is None
