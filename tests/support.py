@@ -148,6 +148,8 @@ class LiveServer:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
+        # Nobody will stop a server whose start failed: it would outlive the run.
+        self.kill()
         raise RuntimeError(f"server {self.name} did not come up; see {self.log_path}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
