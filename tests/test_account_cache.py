@@ -84,7 +84,6 @@ async def test_a_sign_in_paired_with_another_account_is_refused():
         raise AssertionError("a sign-in of another account was accepted")
 
 
-
 async def test_a_principal_already_up_to_date_is_returned_as_it_is():
     principal = staff()
     guard = guard_for(principal, 1000)
