@@ -20,6 +20,7 @@ from engineio import async_socket, packet
 
 from app.realtime.admission import AdmitAfterConnect
 from app.realtime.engine import EngineIO
+from app.realtime.manager import RoomChannelManager
 from app.realtime.pings import TICK
 from app.realtime.websocket import parse
 from bench.raw_socket import RawSocket
@@ -287,6 +288,37 @@ async def test_a_room_emit_writes_to_its_websockets_without_a_task_per_recipient
         loop.set_task_factory(counting)
         try:
             await rig.sio.emit("new_message", {"seq": 1}, to="session:1")
+        finally:
+            loop.set_task_factory(None)
+        assert started == []
+        for peer in peers:
+            assert await peer.frames(1) == [(TEXT, b'42["new_message",{"seq":1}]')]
+    finally:
+        await rig.close()
+
+
+async def test_an_event_from_another_worker_is_written_to_its_websockets_without_a_task():
+    """The Redis listener forwards a published event in the same turn it reads it: a task
+    per recipient, awaited, let it handle one published message per loop turn, so on a
+    busy worker deliveries from other workers queued (2 workers did worse than 1)."""
+    manager = RoomChannelManager("redis://127.0.0.1:6379/0", "helpline-test-unused")
+    rig = Rig(client_manager=manager)
+    try:
+        peers = [Recorder() for _ in range(3)]
+        sids = []
+        for n, peer in enumerate(peers):
+            ws = await rig.websocket(peer, f"eio{n}")
+            sids.append(await manager.connect(ws.socket.sid, "/"))
+        loop = asyncio.get_running_loop()
+        started: list[Any] = []
+
+        def counting(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            started.append(coro)
+            return asyncio.Task(coro, loop=lp, **kw)
+
+        loop.set_task_factory(counting)
+        try:
+            await manager._forward("/", b'["new_message",{"seq":1}]', sids)
         finally:
             loop.set_task_factory(None)
         assert started == []
