@@ -357,7 +357,7 @@ class InvitationExpired(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
-    default_message = "Request body too large"
+    default_message = "Request too large"
 
 
 class RangeNotSatisfiable(ApiError):

@@ -102,7 +102,7 @@ ERROR_TEXT = {
     404: "Unknown id (also for a malformed one, or a session this token may not see)",
     409: "Conflict",
     410: "Gone: the link expired",
-    413: "Body too large",
+    413: "Request too large: the body, or the URL and headers",
     429: "Rate limited; see Retry-After",
     503: "A backing service is down",
 }
@@ -209,6 +209,9 @@ def documented(
     call it, `body` and `query` models, the success status with its answer's model
     (`None`: no body), `also` the other success statuses answering the same, every error
     it may answer, and whether a `Link` header names a next page."""
+    # Any request may be refused 413 before a handler runs: a body past the limit, or a
+    # request line and headers past Sanic's (a long query string on a GET).
+    errors = tuple(sorted({*errors, 413}))
     doc = RouteDoc(summary, who, body, query, ok, also, errors, paged, description)
 
     def apply(func: F) -> F:
