@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import orjson
@@ -269,6 +269,23 @@ async def test_one_websocket_whose_write_fails_does_not_hold_back_the_others():
         await rig.close()
 
 
+@contextlib.contextmanager
+def tasks_started() -> Iterator[list[Any]]:
+    """The coroutines wrapped in a task on this loop while the block runs."""
+    loop = asyncio.get_running_loop()
+    started: list[Any] = []
+
+    def counting(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+        started.append(coro)
+        return asyncio.Task(coro, loop=lp, **kw)
+
+    loop.set_task_factory(counting)
+    try:
+        yield started
+    finally:
+        loop.set_task_factory(None)
+
+
 async def test_a_room_emit_writes_to_its_websockets_without_a_task_per_recipient():
     rig = Rig(client_manager=AdmitAfterConnect())
     try:
@@ -278,18 +295,8 @@ async def test_a_room_emit_writes_to_its_websockets_without_a_task_per_recipient
             ws = await rig.websocket(peer, f"eio{n}")
             sid = await manager.connect(ws.socket.sid, "/")
             await manager.enter_room(sid, "/", "session:1")
-        loop = asyncio.get_running_loop()
-        started: list[Any] = []
-
-        def counting(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            started.append(coro)
-            return asyncio.Task(coro, loop=lp, **kw)
-
-        loop.set_task_factory(counting)
-        try:
+        with tasks_started() as started:
             await rig.sio.emit("new_message", {"seq": 1}, to="session:1")
-        finally:
-            loop.set_task_factory(None)
         assert started == []
         for peer in peers:
             assert await peer.frames(1) == [(TEXT, b'42["new_message",{"seq":1}]')]
@@ -309,18 +316,8 @@ async def test_an_event_from_another_worker_is_written_to_its_websockets_without
         for n, peer in enumerate(peers):
             ws = await rig.websocket(peer, f"eio{n}")
             sids.append(await manager.connect(ws.socket.sid, "/"))
-        loop = asyncio.get_running_loop()
-        started: list[Any] = []
-
-        def counting(lp: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            started.append(coro)
-            return asyncio.Task(coro, loop=lp, **kw)
-
-        loop.set_task_factory(counting)
-        try:
+        with tasks_started() as started:
             await manager._forward("/", b'["new_message",{"seq":1}]', sids)
-        finally:
-            loop.set_task_factory(None)
         assert started == []
         for peer in peers:
             assert await peer.frames(1) == [(TEXT, b'42["new_message",{"seq":1}]')]
