@@ -26,6 +26,12 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 
+def event_args(data: Any) -> list[Any]:
+    """An emit's data as the Socket.IO event's arguments, as python-socketio builds them:
+    a tuple is several arguments, None none."""
+    return list(data) if isinstance(data, tuple) else [] if data is None else [data]
+
+
 class AdmitAfterConnect(socketio.AsyncManager):
     """python-socketio's in-process manager, with rooms entered on the CONNECT answer
     (RoomChannelManager builds on it for the Redis channels)."""
@@ -54,8 +60,7 @@ class AdmitAfterConnect(socketio.AsyncManager):
                 event, data, namespace, room=room, skip_sid=skip_sid, callback=callback
             )
             return
-        # As python-socketio builds it: a tuple is several arguments, None none.
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        args = event_args(data)
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace=namespace, data=[event, *args]

@@ -51,7 +51,7 @@ from redis.retry import Retry
 from app import contract
 from app.broadcast import ADMINS_ROOM
 from app.outage import REDIS
-from app.realtime.admission import AdmitAfterConnect
+from app.realtime.admission import AdmitAfterConnect, event_args
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,7 @@ class RoomChannelManager(AdmitAfterConnect):
         await super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback)
         if kwargs.get("ignore_queue") or callback is not None:
             return
-        # The Socket.IO event array, as AsyncManager.emit builds it: a tuple is several
-        # arguments, None none.
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        body = contract.encode([event, *args])
+        body = contract.encode([event, *event_args(data)])
         await self._publish_to(namespace, room, skip_sid, "emit", body)
 
     async def prepare_room(self, namespace: str, room: str) -> None:
