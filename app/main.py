@@ -16,6 +16,7 @@ from app.api.common import authenticate
 from app.api.routes import BLUEPRINTS
 from app.config import ConfigError, Settings
 from app.context import Services
+from app.domain import message_writer, search_upkeep
 from app.realtime import testpoints
 from app.realtime.handlers import Realtime
 from app.realtime.server import SocketBroadcaster, create_server, mount, relay_for
@@ -133,6 +134,13 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
             asyncio.create_task(services.revocations.run(), name="revocation-listener"),
             asyncio.create_task(sio.sweep_unauthenticated(), name="socket-guard-sweep"),
         ]
+        if db.is_postgres():
+            writer = message_writer.writer()
+            app.ctx.background.append(
+                asyncio.create_task(
+                    search_upkeep.flush_forever(lambda: writer.stored), name="search-upkeep"
+                )
+            )
         if start_pause:
             await asyncio.sleep(start_pause)
 

@@ -201,6 +201,8 @@ class MessageWriter:
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
+        # Statements' messages so far (app/domain/search_upkeep.py: whether to merge).
+        self.stored = 0
 
     async def store(self, draft: Draft) -> Stored:
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
@@ -246,6 +248,7 @@ class MessageWriter:
         except BaseException as exc:
             _fail(batch, exc)
             raise
+        self.stored += len(distinct)
         first = set[int]()
         for pending, owner in zip(batch, owners, strict=True):
             if owner < 0 or pending.future.done():
