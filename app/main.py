@@ -9,7 +9,7 @@ import orjson
 from piccolo.engine.base import Engine
 from sanic import Sanic
 
-from app import db, hooks, logs, metrics, stopping
+from app import db, heap, hooks, logs, metrics, stopping
 from app.api import access, demo, docs, errors
 from app.api import metrics as metrics_api
 from app.api.common import authenticate
@@ -141,6 +141,9 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
                     search_upkeep.flush_forever(lambda: writer.stored), name="search-upkeep"
                 )
             )
+        # Last: what start-up made stays out of every collection from now on.
+        metrics.GC_FROZEN.set(heap.freeze_startup_heap())
+        heap.measure_pauses()
         if start_pause:
             await asyncio.sleep(start_pause)
 

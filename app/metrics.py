@@ -92,6 +92,17 @@ DB_POOL = Gauge(
     ["state"],
     multiprocess_mode="livesum",
 )
+GC_PAUSE = Histogram(
+    "helpline_gc_pause_seconds",
+    "Garbage-collector pauses (the event loop stopped), by generation (app/heap.py).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+GC_FROZEN = Gauge(
+    "helpline_gc_frozen_objects",
+    "Objects each worker froze once set up, out of every collection's walk (app/heap.py).",
+    multiprocess_mode="livesum",
+)
 
 POOL_SAMPLE_SECONDS = 2.0
 
