@@ -35,6 +35,8 @@ from bench.sio import SioClient, connect_on
 
 PASSWORD = "bench password 1234"
 DRAIN_SECONDS = 3.0
+# Two of the server's 1 s chores (manager.SWEEP_SECONDS: room-channel sweep, counters).
+SETTLE_SECONDS = 2.5
 
 
 @dataclass(frozen=True)
@@ -407,6 +409,11 @@ async def _drive(part: Slice, barrier: Any) -> dict[str, Any]:
         # frozen, a collection walks only what the phase made.
         gc.collect()
         gc.freeze()
+        # Setup's own traffic (presence of each connection, channels of connections that
+        # landed on the wrong worker, unsubscribed by the next sweep) is reported by the
+        # workers' listeners about once a second: let it be, so a phase's pub/sub counts
+        # start from a report taken after it rather than one up to a second old.
+        await asyncio.sleep(SETTLE_SECONDS)
         rng = random.Random(part.index)
         phase_windows = []
         for phase_no, phase in enumerate(part.phases):
