@@ -2,8 +2,8 @@
 
 A GIN index with `fastupdate` (PostgreSQL's default) appends new entries to a pending
 list and merges the list into the index when it passes `gin_pending_list_limit` (4 MB),
-inside whichever INSERT crossed the limit. Under load that was one message batch every
-few seconds taking 240 ms instead of 5, and every send queued behind it on that worker
+inside whichever INSERT crossed the limit. At 2,000 msg/s that was a message batch about
+every 20 s taking 240 ms instead of 5, and every send queued behind it on that worker
 waited too: the 200-300 ms stalls of the `steps` benchmark (issue 15), seen as INSERTs
 over 200 ms in PostgreSQL's log at the moments of the stalls.
 
