@@ -304,7 +304,10 @@ async def test_a_connection_that_keeps_sending_past_refusals_is_closed(
     typing = orjson.dumps(["typing", {"sessionId": session["id"], "isTyping": True}]).decode()
     # A burst of 5 on this server: 40 events without waiting is 35 refused, past 2 bursts.
     for i in range(40):
-        await flooder.send(f"42{i}{typing}")
+        try:
+            await flooder.send(f"42{i}{typing}")
+        except ConnectionError:
+            break  # closed before the flood was all written: what this test waits for
     assert await flooder.closed_within(5)
     assert "kept sending past its event budget" in tight.log_path.read_text()
 
