@@ -42,6 +42,12 @@ class PauseMeter:
             self._by_generation[info["generation"]].observe(time.perf_counter() - self._started)
 
 
+def settle() -> None:
+    """A worker set up: freeze its heap and observe every collection from now on."""
+    metrics.GC_FROZEN.set(freeze_startup_heap())
+    measure_pauses()
+
+
 def measure_pauses() -> None:
     """Observe every collection from now on (once per process)."""
     if not any(isinstance(cb, PauseMeter) for cb in gc.callbacks):
