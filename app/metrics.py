@@ -94,7 +94,7 @@ DB_POOL = Gauge(
 )
 GC_PAUSE = Histogram(
     "helpline_gc_pause_seconds",
-    "Garbage-collector pauses (the event loop stopped), by generation (app/heap.py).",
+    "Garbage-collector pauses (the event loop stopped), generations 1 and 2 (app/heap.py).",
     ["generation"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
