@@ -1,4 +1,4 @@
-"""The worker's garbage collector: the start-up heap frozen, and every pause measured.
+"""The worker's garbage collector: the start-up heap frozen, and its longer pauses measured.
 
 A worker starts with ~120,000 objects of its own and its libraries' (Sanic, sanic-ext's
 OpenAPI models, Piccolo, pydantic) that live as long as it does. CPython's full
@@ -48,12 +48,12 @@ class PauseMeter:
 
 
 def settle() -> None:
-    """A worker set up: freeze its heap and observe every collection from now on."""
+    """A worker set up: freeze its heap and time its collections from now on."""
     metrics.GC_FROZEN.set(freeze_startup_heap())
     measure_pauses()
 
 
 def measure_pauses() -> None:
-    """Observe every collection from now on (once per process)."""
+    """Time the collections of generations 1 and 2 from now on (once per process)."""
     if not any(isinstance(cb, PauseMeter) for cb in gc.callbacks):
         gc.callbacks.append(PauseMeter())
