@@ -118,6 +118,9 @@ try {
 
   // Search finds the order number inside the message and marks it; a hit opens it.
   await agent.locator(".session", { hasText: "Bob Other" }).locator("button").click();
+  // Opened before searching, as a person would see it open: typed while it opened, the
+  // text was seen in the composer instead (twice in CI; the console's race, not fixed).
+  await agent.locator("#conv-name", { hasText: "Bob Other" }).waitFor();
   await agent.fill("#search-q", "77123");
   await agent.press("#search-q", "Enter");
   const hit = agent.locator("#search-results li", { hasText: "Ada Lovelace" });
