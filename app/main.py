@@ -43,7 +43,7 @@ def create_app(settings: object = None, *, database: Engine | None = None) -> Sa
     logs.configure(settings.log_level, settings.log_format)
 
     # Sanic's own logging setup would add handlers and formats of its own (app/logs.py).
-    app = Sanic("helpline", dumps=_dumps, configure_logging=False)
+    app = stopping.App("helpline", dumps=_dumps, configure_logging=False)
     _configure(app, settings)
     services = Services.build(settings, database=database)
     db.bind(services.database)
@@ -141,10 +141,9 @@ def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
                     search_upkeep.flush_forever(lambda: writer.stored), name="search-upkeep"
                 )
             )
-        # What start-up made stays out of every collection from now on, done from the loop
-        # rather than in this listener: frozen here, a SIGTERM that came the moment
-        # /health first answered went unheeded until a SIGKILL (every time, 3 of 3; why
-        # was not traced), and from a callback it stops the worker (6 of 6 in 1.2 s).
+        # What start-up made stays out of every collection from now on. Done from the
+        # loop, not in this listener: the ~100 ms freeze held the loop pass in which the
+        # listeners end, where Sanic lost a SIGTERM (stopping.App now holds such a stop).
         asyncio.get_running_loop().call_soon(heap.settle)
         if start_pause:
             await asyncio.sleep(start_pause)

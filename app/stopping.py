@@ -15,7 +15,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from sanic import Sanic
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,37 @@ log = logging.getLogger(__name__)
 GRACEFUL = 2.0
 # The watchdog: seconds from the start of the stop to a forced exit.
 HARD_LIMIT = 22.0
+# How often a stop asked for during the start looks again whether the worker serves,
+# and how often a task that let a cancellation pass is cancelled again.
+RETRY = 0.05
+
+
+class App(Sanic[Any, Any]):
+    """Sanic, with a stop asked for before the worker serves held until it does.
+
+    Sanic installs its SIGTERM handler (`stop`) before the `after_server_start`
+    listeners, and runs them with `run_until_complete`. A stop there either ended that
+    run early ("Event loop stopped before Future completed": exit 1, no stop listeners)
+    or, when it fell in the loop pass where the listeners finished, was absorbed by that
+    run's own stop and lost: the worker served on until a SIGKILL (CI: returncode -9).
+    """
+
+    def stop(self, terminate: bool = True, unregister: bool = False) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        starting = not self.state.is_running and not getattr(self.ctx, "served", False)
+        if loop is not None and starting:
+            loop.call_later(RETRY, self.stop, terminate, unregister)
+            return
+        super().stop(terminate, unregister)
+
+    def set_serving(self, serving: bool) -> None:
+        # Sanic sets it just before `run_forever`, and clears it as the stop begins.
+        super().set_serving(serving)
+        if serving:
+            self.ctx.served = True
 
 
 class Stop:
@@ -88,10 +122,21 @@ class Stop:
         os._exit(1)
 
 
-async def cancel_all(tasks: list[asyncio.Task[object]]) -> None:
+async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel until each has ended. One `cancel()` can be lost on Python 3.11:
+    `asyncio.wait_for` returns its inner result and drops a cancellation that arrives as
+    that result does (CPython gh-86296, fixed in 3.12), and redis-py's connect and our
+    own waits use it. Such a task ran on, and its stop step waited out its bound."""
+    tasks = list(tasks)
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RETRY)
+    # Retrieved, as gather(return_exceptions=True) did: asyncio logs one left unread.
     for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        if not task.cancelled():
+            task.exception()
 
 
 def pending_names(tasks: list[asyncio.Task[object]]) -> Callable[[], str]:

@@ -17,6 +17,7 @@ import aiohttp
 from app import stopping
 from app.auth import Tokens
 from app.config import Settings
+from app.revocation import RevocationBus
 from app.realtime import testpoints
 from bench.sio import SioClient
 from tests.sockets import Client
@@ -61,6 +62,61 @@ def test_a_server_stopped_as_soon_as_it_answers_exits_by_itself(database_url, re
         live.stop()
         assert live.process is not None
         assert live.process.returncode in (0, -signal.SIGTERM), live.log_path
+
+
+def test_a_sigterm_while_the_start_listeners_run_stops_the_worker_once_it_serves(
+    database_url, redis_url
+):
+    """Sanic's handler stopped the loop inside the `after_server_start` run: exit 1 with
+    "Event loop stopped before Future completed" and no stop listeners. The stop now
+    waits for the worker to serve, then runs in full."""
+    live = LiveServer(
+        f"stop-in-start-{uuid.uuid4().hex[:6]}",
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            # /health answers while the start listeners still run (the port is bound).
+            "HELPLINE_TEST_START_PAUSE": "1.5",
+            "LOG_LEVEL": "INFO",
+        },
+    )
+    live.start()
+    live.stop()
+    assert live.process is not None
+    log = live.log_path.read_text()
+    assert live.process.returncode == 0, log
+    assert "Event loop stopped before Future completed" not in log
+    assert "app.stopping: stopped in" in log
+
+
+async def test_cancel_all_ends_a_task_that_let_its_first_cancellation_pass():
+    """Python 3.11's wait_for drops a cancellation that arrives with its inner result;
+    one cancel() then left such a task running."""
+
+    async def swallows_one() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(swallows_one())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(stopping.cancel_all([task]), timeout=2)
+    assert task.cancelled()
+
+
+async def test_a_revocation_listener_cancelled_while_it_connects_ends(redis_url):
+    """Cancelled at every moment of its first 4 ms (its connect and SUBSCRIBE), the
+    listener ends each time: redis-py's connect let one cancel() in dozens pass."""
+    bus = RevocationBus(redis_url, f"cancel-{uuid.uuid4().hex[:6]}")
+    stuck = []
+    for step in range(80):
+        task = asyncio.create_task(bus.run())
+        await asyncio.sleep(step * 0.00005)
+        try:
+            await asyncio.wait_for(stopping.cancel_all([task]), timeout=2)
+        except TimeoutError:
+            stuck.append(step)
+    assert stuck == []
 
 
 async def test_a_step_that_never_ends_is_cut_short_and_says_what_it_waited_on(caplog):

@@ -35,7 +35,7 @@ from engineio import packet
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from app import metrics
+from app import metrics, stopping
 from app.outage import REDIS
 from app.realtime.engine import EngineIO, SocketIO
 
@@ -196,9 +196,7 @@ class Relay:
     async def stop(self) -> None:
         self.eio.relay = None
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+            await stopping.cancel_all([self._listener])
         await self.redis.aclose(close_connection_pool=True)
 
     async def forward(self, owner: str, request: Request) -> HTTPResponse:
