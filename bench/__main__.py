@@ -105,7 +105,8 @@ def describe(mode: Mode) -> str:
         text += (
             f"; scaleout: {sp.customers} customers + {sp.agents} agents at"
             f" {sp.phases[0].rate:g} msgs/s for {sp.phases[0].seconds:g} s on"
-            f" {', '.join(map(str, mode.scaleout_workers))} workers"
+            f" {', '.join(map(str, mode.scaleout_workers))} workers, and at"
+            f" {sp.phases[0].rate / mode.scaleout_workers[-1]:g} msgs/s per worker"
         )
     return (
         text + f"; idle: {mode.idle_connections} connections on 1 worker; REST: wrk (or aiohttp)"
@@ -176,19 +177,21 @@ def run_steps(code: Path, plan: chat.Plan, counts: tuple[int, ...], side: str) -
 def run_scaleout(code: Path, plan: chat.Plan, counts: tuple[int, ...], side: str) -> dict[str, Any]:
     """The same load on 1, 2, 4 ... workers: CPU per 1,000 messages over every process
     (workers, PostgreSQL, Redis), and what each worker's Redis listener received and
-    delivered."""
-    out: dict[str, Any] = {"by_workers": {}}
+    delivered. Then the smaller counts again at the largest count's load per worker (1
+    worker at a quarter of the rate, ...): a worker's cost per message falls as its own
+    rate rises (more of each wake, statement and pipeline is shared), so the fixed-rate
+    ratio mixes what adding workers costs with what each worker's lighter load costs."""
+    out: dict[str, Any] = {"by_workers": {}, "by_workers_equal_load": {}}
     for n in counts:
-        result = run_chat(code, plan, f"scaleout-{n}", side, workers=n)
-        phase = result["phase"]
-        bus = phase.get("pubsub") or {}
-        out["by_workers"][str(n)] = {
-            "faults": phase["faults"],
-            "delivered_msgs_per_s": phase["delivered_msgs_per_s"],
-            "e2e_p99_ms": phase["e2e_ms"]["p99"],
-            "cpu_s_per_1000_msgs": phase["cpu_s_per_1000_msgs"],
-            "pubsub": bus or None,
-        }
+        out["by_workers"][str(n)] = _scaleout_run(code, plan, n, side, f"scaleout-{n}")
+    most = counts[-1]
+    for n in counts[:-1]:
+        phases = tuple(dataclasses.replace(p, rate=p.rate * n / most) for p in plan.phases)
+        equal = dataclasses.replace(plan, phases=phases)
+        out["by_workers_equal_load"][str(n)] = _scaleout_run(
+            code, equal, n, side, f"scaleout-equal-{n}"
+        )
+    out["by_workers_equal_load"][str(most)] = out["by_workers"][str(most)]
     first, last = str(counts[0]), str(counts[-1])
     cpu = {n: out["by_workers"][n]["cpu_s_per_1000_msgs"]["all"] for n in (first, last)}
     out["cpu_all_first"] = cpu[first]
@@ -196,10 +199,29 @@ def run_scaleout(code: Path, plan: chat.Plan, counts: tuple[int, ...], side: str
     out["cpu_ratio_last_to_first"] = (
         round(cpu[last] / cpu[first], 3) if cpu[first] and cpu[last] else None
     )
+    equal_first = out["by_workers_equal_load"][first]["cpu_s_per_1000_msgs"]["all"]
+    out["cpu_all_first_equal_load"] = equal_first
+    out["cpu_ratio_last_to_first_equal_load"] = (
+        round(cpu[last] / equal_first, 3) if equal_first and cpu[last] else None
+    )
     last_bus = out["by_workers"][last]["pubsub"]
     out["decoded_undelivered_pct_last"] = last_bus["decoded_undelivered_pct"] if last_bus else None
-    out["faults"] = [sum(out["by_workers"][str(n)]["faults"][i] for n in counts) for i in range(3)]
+    equal_runs = [out["by_workers_equal_load"][str(n)] for n in counts[:-1]]
+    runs = [*out["by_workers"].values(), *equal_runs]
+    out["faults"] = [sum(run["faults"][i] for run in runs) for i in range(3)]
     return out
+
+
+def _scaleout_run(code: Path, plan: chat.Plan, n: int, side: str, name: str) -> dict[str, Any]:
+    phase = run_chat(code, plan, name, side, workers=n)["phase"]
+    return {
+        "faults": phase["faults"],
+        "rate": plan.phases[0].rate,
+        "delivered_msgs_per_s": phase["delivered_msgs_per_s"],
+        "e2e_p99_ms": phase["e2e_ms"]["p99"],
+        "cpu_s_per_1000_msgs": phase["cpu_s_per_1000_msgs"],
+        "pubsub": phase.get("pubsub") or None,
+    }
 
 
 def run_idle(code: Path, connections: int, settle: float, side: str) -> dict[str, Any]:

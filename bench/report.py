@@ -114,6 +114,20 @@ ROWS: list[tuple[str, str, str, str, bool]] = [
     ),
     ("scaleout: 4 workers / 1 worker", "≤ 1.15", "scaleout", "cpu_ratio_last_to_first", False),
     (
+        "scaleout: CPU s per 1,000 msgs, all, 1 worker at a quarter of the rate",
+        "",
+        "scaleout",
+        "cpu_all_first_equal_load",
+        False,
+    ),
+    (
+        "scaleout: 4 workers / 1 worker, equal load per worker",
+        "",
+        "scaleout",
+        "cpu_ratio_last_to_first_equal_load",
+        False,
+    ),
+    (
         "scaleout: decoded but undelivered, % (4 workers)",
         "≤ 5",
         "scaleout",
