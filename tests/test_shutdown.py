@@ -17,8 +17,8 @@ import aiohttp
 from app import stopping
 from app.auth import Tokens
 from app.config import Settings
-from app.revocation import RevocationBus
 from app.realtime import testpoints
+from app.revocation import RevocationBus
 from bench.sio import SioClient
 from tests.sockets import Client
 from tests.support import JWT_SECRET, ROOT, LiveServer
