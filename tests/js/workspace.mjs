@@ -117,11 +117,15 @@ try {
   step("the inbox filtered by label vip");
 
   // Search finds the order number inside the message and marks it; a hit opens it.
+  // Typed into search while that conversation still opens: the opened conversation used
+  // to take the focus, and the text landed in the reply box (twice in CI).
   await agent.locator(".session", { hasText: "Bob Other" }).locator("button").click();
-  // Opened before searching, as a person would see it open: typed while it opened, the
-  // text was seen in the composer instead (twice in CI; the console's race, not fixed).
+  await agent.locator("#search-q").pressSequentially("77123", { delay: 40 });
   await agent.locator("#conv-name", { hasText: "Bob Other" }).waitFor();
-  await agent.fill("#search-q", "77123");
+  await agent.waitForTimeout(100);
+  check((await agent.inputValue("#text")) === "", "the reply box took what was typed into search");
+  check((await agent.evaluate(() => document.activeElement?.id)) === "search-q", "search kept the focus");
+  check((await agent.inputValue("#search-q")) === "77123", "search holds what was typed");
   await agent.press("#search-q", "Enter");
   const hit = agent.locator("#search-results li", { hasText: "Ada Lovelace" });
   await hit.waitFor();

@@ -167,7 +167,14 @@ async function open(sessionId) {
   $("#typing").hidden = true;
   renderInbox();
   await join(sessionId);
-  $("#text").focus();
+  // Not when the person has gone on to type elsewhere (the search box) while it opened:
+  // their text would land in the reply.
+  if (current === sessionId && !typingElsewhere()) $("#text").focus();
+}
+
+function typingElsewhere() {
+  const el = document.activeElement;
+  return el !== $("#text") && el?.matches?.("input:not([type=checkbox]):not([type=radio]), textarea, select");
 }
 
 function onMessage(message) {
