@@ -95,14 +95,15 @@ def _configure(app: Sanic, settings: Settings) -> None:
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
 
 
-def _start_in_order(app: Sanic, services: Services, realtime: Realtime) -> None:
+def _start_in_order(app: stopping.App, services: Services, realtime: Realtime) -> None:
     """A worker's start: the database pool and the relay before it serves, then the
     background tasks."""
     settings = services.settings
     sio, relay = app.ctx.sio, app.ctx.relay
 
     @app.before_server_start
-    async def open_resources(app: Sanic) -> None:
+    async def open_resources(app: stopping.App) -> None:
+        app.hold_stops()
         try:
             await db.start(settings.db_pool_min, settings.db_pool_max)
         except db.UNAVAILABLE as exc:

@@ -11,8 +11,10 @@ process if the whole stop still overruns, saying in which step.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,6 +41,8 @@ class App(Sanic[Any, Any]):
     run early ("Event loop stopped before Future completed": exit 1, no stop listeners)
     or, when it fell in the loop pass where the listeners finished, was absorbed by that
     run's own stop and lost: the worker served on until a SIGKILL (CI: returncode -9).
+    And between binding the port and installing its handler, a SIGTERM ended the process
+    by the signal, after /health had answered: `hold_stops` takes the signals earlier.
     """
 
     def stop(self, terminate: bool = True, unregister: bool = False) -> None:
@@ -51,6 +55,14 @@ class App(Sanic[Any, Any]):
             loop.call_later(RETRY, self.stop, terminate, unregister)
             return
         super().stop(terminate, unregister)
+
+    def hold_stops(self) -> None:
+        """Take SIGTERM and SIGINT from here on (the first start listener) rather than
+        from where Sanic does, after binding the port: a SIGTERM that came after /health
+        first answered but before Sanic's handler ended the process by the signal."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, functools.partial(self.stop, terminate=False))
 
     def set_serving(self, serving: bool) -> None:
         # Sanic sets it just before `run_forever`, and clears it as the stop begins.
