@@ -11,6 +11,7 @@ process if the whole stop still overruns, saying in which step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -62,7 +63,9 @@ class App(Sanic[Any, Any]):
         first answered but before Sanic's handler ended the process by the signal."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, functools.partial(self.stop, terminate=False))
+            # Not on Windows, nor in a thread other than the main one: Sanic's own then.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, functools.partial(self.stop, terminate=False))
 
     def set_serving(self, serving: bool) -> None:
         # Sanic sets it just before `run_forever`, and clears it as the stop begins.
