@@ -12,13 +12,14 @@ timeout later, closes the sessions that have not answered with a PONG.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from typing import Any
 
 from engineio import packet
+
+from app import stopping
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,4 @@ class PingWheel:
     async def stop(self) -> None:
         tasks = [t for t in (self.task, *self._closing) if t is not None]
         self.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stopping.cancel_all(tasks)
