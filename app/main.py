@@ -126,7 +126,9 @@ def _start_in_order(app: stopping.App, services: Services, realtime: Realtime) -
     start_pause = testpoints.start_pause(settings)
 
     @app.after_server_start
-    async def start_background(app: Sanic) -> None:
+    async def start_background(app: stopping.App) -> None:
+        # Sanic replaced the handlers since open_resources: take them back.
+        app.hold_stops()
         # Our own tasks, not app.add_task: Sanic logs a warning for every task it cancels.
         app.ctx.background = [
             asyncio.create_task(metrics.sample_pool_forever(db.pool), name="pool-sampler"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -29,8 +28,7 @@ log = logging.getLogger(__name__)
 GRACEFUL = 2.0
 # The watchdog: seconds from the start of the stop to a forced exit.
 HARD_LIMIT = 22.0
-# How often a stop asked for during the start looks again whether the worker serves,
-# and how often a task that let a cancellation pass is cancelled again.
+# How often a task that let a cancellation pass is cancelled again.
 RETRY = 0.05
 
 
@@ -42,36 +40,40 @@ class App(Sanic[Any, Any]):
     run early ("Event loop stopped before Future completed": exit 1, no stop listeners)
     or, when it fell in the loop pass where the listeners finished, was absorbed by that
     run's own stop and lost: the worker served on until a SIGKILL (CI: returncode -9).
-    And between binding the port and installing its handler, a SIGTERM ended the process
-    by the signal, after /health had answered: `hold_stops` takes the signals earlier.
+    Between binding the port and installing its handler, a SIGTERM ended the process by
+    the signal, after /health had answered. And uvloop drops a signal that comes between
+    two of the start's runs (it listens only while it runs). So from the first start
+    listener on, a stop asked for is only noted, and carried out as the worker serves.
     """
 
     def stop(self, terminate: bool = True, unregister: bool = False) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        starting = not self.state.is_running and not getattr(self.ctx, "served", False)
-        if loop is not None and starting:
-            loop.call_later(RETRY, self.stop, terminate, unregister)
-            return
-        super().stop(terminate, unregister)
+        if getattr(self.ctx, "served", False):
+            super().stop(terminate, unregister)
+        else:
+            self.ctx.stop_asked = (terminate, unregister)
 
     def hold_stops(self) -> None:
-        """Take SIGTERM and SIGINT from here on (the first start listener) rather than
-        from where Sanic does, after binding the port: a SIGTERM that came after /health
-        first answered but before Sanic's handler ended the process by the signal."""
-        loop = asyncio.get_running_loop()
+        """Note SIGTERM and SIGINT from here on (each start listener calls it: Sanic
+        replaces the handlers on the way). A handler of CPython's own, not the loop's:
+        it runs whether or not the loop is running."""
         for sig in (signal.SIGTERM, signal.SIGINT):
-            # Not on Windows, nor in a thread other than the main one: Sanic's own then.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, functools.partial(self.stop, terminate=False))
+            # Only the main thread may: elsewhere the signals stay Sanic's.
+            with contextlib.suppress(ValueError):
+                signal.signal(sig, self._noted)
+
+    def _noted(self, signum: int, frame: object) -> None:
+        # Only noted, also once serving: then the loop's handler (Sanic's) stops it.
+        if not getattr(self.ctx, "served", False):
+            self.ctx.stop_asked = (False, False)
 
     def set_serving(self, serving: bool) -> None:
         # Sanic sets it just before `run_forever`, and clears it as the stop begins.
         super().set_serving(serving)
-        if serving:
+        if serving and not getattr(self.ctx, "served", False):
             self.ctx.served = True
+            asked = getattr(self.ctx, "stop_asked", None)
+            if asked is not None:
+                asyncio.get_event_loop().call_soon(self.stop, *asked)
 
 
 class Stop:

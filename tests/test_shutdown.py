@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import time
 import uuid
 
 import aiohttp
+import pytest
+import uvloop
+from sanic import Sanic
 
 from app import stopping
 from app.auth import Tokens
@@ -87,6 +91,43 @@ def test_a_sigterm_while_the_start_listeners_run_stops_the_worker_once_it_serves
     assert live.process.returncode == 0, log
     assert "Event loop stopped before Future completed" not in log
     assert "app.stopping: stopped in" in log
+
+
+def test_a_sigterm_between_two_start_runs_of_the_loop_stops_the_worker_once_it_serves(
+    monkeypatch,
+):
+    """Sanic starts a worker in several `run_until_complete` runs, and uvloop drops a
+    signal that comes while its loop is not running (it listens only during a run)."""
+    stops: list[bool] = []
+
+    def sanic_stop(self: Sanic, terminate: bool = True, unregister: bool = False) -> None:
+        stops.append(terminate)
+        asyncio.get_event_loop().stop()
+
+    monkeypatch.setattr(Sanic, "stop", sanic_stop)
+    loop = uvloop.new_event_loop()
+    app = stopping.App(f"between-runs-{uuid.uuid4().hex[:6]}")
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    async def first_listener() -> None:
+        app.hold_stops()
+
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(first_listener())
+        os.kill(os.getpid(), signal.SIGTERM)  # between two runs, as Sanic's start has
+        time.sleep(0.05)
+        loop.run_until_complete(asyncio.sleep(0.05))  # a start listener's run
+        app.set_serving(True)
+        with pytest.raises(RuntimeError, match="stopped before"):
+            loop.run_until_complete(asyncio.sleep(5))  # serving: the held stop ends it
+        assert stops == [False]  # Sanic's own stop, once, as its signal handler asks
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        asyncio.set_event_loop(None)
+        loop.close()
+        Sanic.unregister_app(app)
 
 
 async def test_cancel_all_ends_a_task_that_let_its_first_cancellation_pass():
